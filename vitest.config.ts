@@ -8,6 +8,8 @@ export default defineConfig({
     pool: 'forks',
     // The machine has 2 cores and the tests spawn workers of their own: run files two at a time.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // Load the built package natively (not through vite's transform), as a user's Node would.
+    server: { deps: { external: [/\/dist\//] } },
     typecheck: { enabled: true, include: ['test/**/*.test-d.ts'], tsconfig: './tsconfig.test.json' },
   },
 });
