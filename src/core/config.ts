@@ -1,0 +1,64 @@
+/**
+ * Configuration from the environment. Options given in code win; else `WEFT_*` variables; else
+ * the defaults.
+ */
+import { availableParallelism } from 'node:os';
+import { ConfigurationError } from './errors.js';
+
+/** Executor names `WEFT_EXECUTOR` and `weft run --executor` accept. */
+export const executorNames = ['local', 'synchronous', 'threads', 'processes', 'distributed'] as const;
+export type ExecutorName = (typeof executorNames)[number];
+
+export interface EnvironmentConfig {
+  executor: ExecutorName | undefined;
+  address: string | undefined;
+  workers: number | undefined;
+  debug: boolean;
+}
+
+/** Reads `WEFT_EXECUTOR`, `WEFT_ADDRESS`, `WEFT_WORKERS` and `WEFT_DEBUG`; throws `ConfigurationError` on bad values. */
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env): EnvironmentConfig {
+  const executor = env.WEFT_EXECUTOR?.trim() || undefined;
+  if (executor !== undefined) parseExecutorName(executor, 'WEFT_EXECUTOR');
+  const workers = env.WEFT_WORKERS?.trim() ? parseWorkers(env.WEFT_WORKERS.trim(), 'WEFT_WORKERS') : undefined;
+  const debug = /^(1|true|yes|on)$/i.test(env.WEFT_DEBUG?.trim() ?? '');
+  return { executor: executor as ExecutorName | undefined, address: env.WEFT_ADDRESS?.trim() || undefined, workers, debug };
+}
+
+export function parseExecutorName(value: string, source: string): ExecutorName {
+  if (!(executorNames as readonly string[]).includes(value)) {
+    throw new ConfigurationError(
+      `${source} is ${JSON.stringify(value)}, which is not an executor weft knows. Use one of: ${executorNames.join(', ')}.`,
+    );
+  }
+  return value as ExecutorName;
+}
+
+/** Validates a worker count (a positive integer). */
+export function parseWorkers(value: unknown, source: string): number {
+  const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
+    throw new ConfigurationError(`${source} must be a positive integer (the number of workers), got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}.`);
+  }
+  return n;
+}
+
+export function defaultWorkers(): number {
+  return readEnvironment().workers ?? availableParallelism();
+}
+
+/** Validates a `resources` option: an object of non-negative finite numbers. */
+export function parseResources(value: unknown, source: string): Record<string, number> | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigurationError(`${source} must be an object like { GPU: 1 }, got ${String(value)}.`);
+  }
+  const out: Record<string, number> = {};
+  for (const [key, amount] of Object.entries(value)) {
+    if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
+      throw new ConfigurationError(`${source}.${key} must be a non-negative number, got ${String(amount)}.`);
+    }
+    out[key] = amount;
+  }
+  return out;
+}

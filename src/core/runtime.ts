@@ -1,0 +1,69 @@
+/**
+ * The one interface between the scheduler (futures, dependencies, retries, timeouts, resources)
+ * and where attempts actually run: the caller's thread, worker threads, child processes, or a
+ * cluster. The scheduler decides what runs and when; a runtime only runs attempts.
+ */
+import type { Boundary } from './values.js';
+import type { TaskDefinition } from './task.js';
+import type { WorkerEvent } from './events.js';
+
+/** How a task reaches a worker: by module and name, or by source. */
+export type TaskRef =
+  | { kind: 'module'; moduleUrl: string; name: string }
+  | { kind: 'source'; source: string; name: string };
+
+/** One attempt of one task, as handed to a runtime. */
+export interface Attempt {
+  /** Unique among all attempts of this scheduler. */
+  readonly id: number;
+  readonly key: string;
+  readonly name: string;
+  /** 1 for the first attempt. */
+  readonly number: number;
+  readonly definition: TaskDefinition;
+  /** How a worker finds the task; absent for runtimes in the caller's realm. */
+  readonly ref: TaskRef | undefined;
+  /** Arguments with every future replaced by its value. */
+  readonly args: unknown[];
+  /** Milliseconds; the runtime reports the start so the scheduler can time it. */
+  readonly timeoutMs: number | undefined;
+  /** Free slot for the runtime's own bookkeeping. */
+  slot?: unknown;
+}
+
+/** What ended an attempt. */
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** Callbacks a runtime makes into the scheduler. */
+export interface RuntimeHost {
+  /** The attempt began running on `worker`. */
+  started(attempt: Attempt, worker: string): void;
+  /** The attempt ended. Calls for attempts the scheduler gave up on are ignored. */
+  settled(attempt: Attempt, outcome: Outcome): void;
+  /** The attempt never started (its worker went away first): run it again without counting it. */
+  requeue(attempt: Attempt): void;
+  /** The runtime can take more attempts now. */
+  capacityAvailable(): void;
+  /** A worker joined, left or crashed. */
+  workerEvent(event: WorkerEvent): void;
+}
+
+export interface Runtime {
+  /** Where values must be able to go (checked at submit); undefined: the caller's realm. */
+  readonly boundary: Boundary | undefined;
+  /** True when attempts run inside `submit` itself (LocalExecutor). */
+  readonly immediate: boolean;
+  /** Acquires workers. */
+  start(host: RuntimeHost): Promise<void>;
+  /** How many more attempts it accepts right now. */
+  capacity(): number;
+  /** Runs an attempt: reports `started`, then `settled` (or `requeue`). */
+  run(attempt: Attempt): void;
+  /**
+   * Stops an attempt: aborts its signal with `reason`; if it is still running after `graceMs`,
+   * stops its worker. The scheduler has already settled the task; later reports are ignored.
+   */
+  abort(attempt: Attempt, reason: Error, graceMs: number): void;
+  /** Releases every worker, handle and timer. Attempts still running are stopped. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,537 @@
+/**
+ * The engine every executor shares: task records behind futures, the dependency graph, the ready
+ * queue, resources, retries, timeouts, cancellation and shutdown. Where attempts run is the
+ * runtime's business (runtime.ts); this file never touches a thread, process or socket.
+ */
+import {
+  ExecutorStateError,
+  ResourceUnavailableError,
+  TaskCancelledError,
+  TaskDefinitionError,
+  TaskTimeoutError,
+  UpstreamTaskError,
+  describeError,
+} from './errors.js';
+import type { EventHub } from './events.js';
+import { WeftFuture, sourceOf, type FutureSource } from './future.js';
+import { ReadyQueue } from './ready-queue.js';
+import type { Attempt, Outcome, Runtime, RuntimeHost, TaskRef } from './runtime.js';
+import { shippableSource } from './source.js';
+import { definitionOf, describeValue, isTask, type TaskDefinition } from './task.js';
+import type { AnyFunction, FutureStatus } from './types.js';
+import { assertCrossable, collectFutures, substituteFutures, type FutureLike } from './values.js';
+
+export interface SchedulerOptions {
+  runtime: Runtime;
+  events: EventHub;
+  /** Totals the executor offers; undefined: resources are not limited. */
+  resources: Readonly<Record<string, number>> | undefined;
+  /** How long an aborted task may ignore its signal before its worker is stopped. */
+  graceMs: number;
+  /** Names the executor in messages, e.g. `LocalPoolExecutor (threads)`. */
+  label: string;
+}
+
+type Where = 'waiting' | 'ready' | 'blocked' | 'delayed' | 'running' | 'done';
+
+const keyPrefix = Math.floor(Math.random() * 0xffffffff)
+  .toString(16)
+  .padStart(8, '0');
+let keyCounter = 0;
+
+/** One submission: the state behind a future. */
+class TaskRecord implements FutureSource<unknown> {
+  readonly key: string;
+  readonly seq: number;
+  status: FutureStatus = 'pending';
+  where: Where = 'waiting';
+  value: unknown;
+  /** Unresolved futures among the arguments. */
+  pendingDeps = 0;
+  /** Called once when this record settles (dependents, wait). */
+  listeners: ((record: TaskRecord) => void)[] | undefined;
+  attempts = 0;
+  current: Attempt | undefined;
+  timer: NodeJS.Timeout | undefined;
+  startedAt = 0;
+  worker: string | undefined;
+  /** Values of futures from another copy of weft, once they resolved. */
+  foreign: Map<FutureLike, unknown> | undefined;
+  #promise: Promise<unknown> | undefined;
+  #resolve: ((value: unknown) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
+
+  constructor(
+    readonly scheduler: Scheduler,
+    readonly definition: TaskDefinition,
+    readonly ref: TaskRef | undefined,
+    public args: unknown[],
+    seq: number,
+  ) {
+    this.key = `${definition.options.name}-${keyPrefix}${(keyCounter++).toString(16)}`;
+    this.seq = seq;
+  }
+
+  get name(): string {
+    return this.definition.options.name;
+  }
+
+  get priority(): number {
+    return this.definition.options.priority;
+  }
+
+  promise(): Promise<unknown> {
+    if (!this.#promise) {
+      if (this.status === 'finished') this.#promise = Promise.resolve(this.value);
+      else if (this.status === 'error' || this.status === 'cancelled') this.#promise = Promise.reject(this.value);
+      else {
+        this.#promise = new Promise((resolve, reject) => {
+          this.#resolve = resolve;
+          this.#reject = reject;
+        });
+      }
+    }
+    return this.#promise;
+  }
+
+  cancel(): boolean {
+    return this.scheduler.cancel(this, new TaskCancelledError(`Task '${this.name}' (key ${this.key}) was cancelled by Future.cancel().`));
+  }
+
+  /** Settles once; returns false when already settled. */
+  settle(status: 'finished' | 'error' | 'cancelled', value: unknown): boolean {
+    if (this.where === 'done') return false;
+    this.where = 'done';
+    this.status = status;
+    this.value = value;
+    this.args = [];
+    this.current = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (status === 'finished') this.#resolve?.(value);
+    else this.#reject?.(value);
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const l of listeners) l(this);
+    return true;
+  }
+}
+
+export class Scheduler implements RuntimeHost {
+  readonly #runtime: Runtime;
+  readonly #events: EventHub;
+  readonly #resources: Readonly<Record<string, number>> | undefined;
+  readonly #available: Record<string, number>;
+  readonly #graceMs: number;
+  readonly #label: string;
+  readonly #ready = new ReadyQueue<TaskRecord>();
+  /** Ready tasks whose resources are taken; they go back to the ready queue when some free up. */
+  #blocked: TaskRecord[] = [];
+  readonly #outstanding = new Set<TaskRecord>();
+  #seq = 0;
+  #attemptIds = 0;
+  #pumpScheduled = false;
+  #pumping = false;
+  #accepting = true;
+  #idle: (() => void) | undefined;
+
+  constructor(options: SchedulerOptions) {
+    this.#runtime = options.runtime;
+    this.#events = options.events;
+    this.#resources = options.resources;
+    this.#available = { ...(options.resources ?? {}) };
+    this.#graceMs = options.graceMs;
+    this.#label = options.label;
+  }
+
+  /** Number of tasks not yet settled. */
+  get outstanding(): number {
+    return this.#outstanding.size;
+  }
+
+  // ---- submission -------------------------------------------------------------------------
+
+  submit(fn: unknown, args: unknown[]): WeftFuture<unknown> {
+    if (!this.#accepting) {
+      throw new ExecutorStateError(`${this.#label} is shutting down; submit tasks before calling shutdown(), or start it again.`);
+    }
+    if (typeof fn !== 'function') {
+      throw new TaskDefinitionError(
+        `submit() needs a function or a task() to run, but got ${describeValue(fn)}. Pass the function first, then its arguments: executor.submit(fn, ...args).`,
+      );
+    }
+    const definition = definitionOf(fn as AnyFunction);
+    const ref = this.#refFor(definition, fn as AnyFunction);
+    const boundary = this.#runtime.boundary;
+    if (boundary) for (let i = 0; i < args.length; i++) assertCrossable(args[i], `args[${i}]`, boundary);
+    this.#checkFeasible(definition);
+
+    const record = new TaskRecord(this, definition, ref, args, this.#seq++);
+    this.#outstanding.add(record);
+    if (this.#events.active) this.#emitTask('submitted', record);
+
+    const deps = new Set<FutureLike>();
+    if (args.length > 0) for (const arg of args) collectFutures(arg, deps);
+    for (const dep of deps) {
+      const source = sourceOf(dep);
+      if (source instanceof TaskRecord) {
+        if (source.where === 'done') {
+          if (source.status !== 'finished') {
+            this.#failUpstream(record, source);
+            break;
+          }
+          continue;
+        }
+        record.pendingDeps++;
+        (source.listeners ??= []).push((upstream) => this.#onDependency(record, upstream));
+      } else {
+        // A future of another copy of weft: follow it through its promise.
+        record.pendingDeps++;
+        (dep as unknown as PromiseLike<unknown>).then(
+          (value) => {
+            (record.foreign ??= new Map()).set(dep, value);
+            this.#onDependency(record, undefined);
+          },
+          (error: unknown) => this.#onForeignFailure(record, dep, error),
+        );
+      }
+    }
+    if (record.where === 'waiting' && record.pendingDeps === 0) this.#makeReady(record);
+    return new WeftFuture(record);
+  }
+
+  #refFor(definition: TaskDefinition, fn: AnyFunction): TaskRef | undefined {
+    if (!this.#runtime.boundary) return undefined;
+    if (definition.moduleUrl) return { kind: 'module', moduleUrl: definition.moduleUrl, name: definition.options.name };
+    const label = isTask(fn) ? `Task '${definition.options.name}'` : `Function '${definition.options.name || 'anonymous'}'`;
+    const { source } = shippableSource(definition.fn, label);
+    return { kind: 'source', source, name: definition.options.name };
+  }
+
+  #checkFeasible(definition: TaskDefinition): void {
+    const offered = this.#resources;
+    if (!offered) return;
+    for (const [key, need] of Object.entries(definition.options.resources)) {
+      const have = offered[key];
+      if (have === undefined || have < need) {
+        const offers = Object.entries(offered).map(([k, v]) => `${k}=${v}`).join(', ') || 'no resources';
+        throw new ResourceUnavailableError(
+          `Task '${definition.options.name}' needs resource ${key}=${need}, but ${this.#label} offers ${have === undefined ? `no ${key}` : `${key}=${have}`} (it offers ${offers}), so it could never run. Pass resources: { ${key}: ${need} } to the executor, or lower the task's requirement.`,
+        );
+      }
+    }
+  }
+
+  #onDependency(record: TaskRecord, upstream: TaskRecord | undefined): void {
+    if (record.where !== 'waiting') return;
+    if (upstream && upstream.status !== 'finished') {
+      this.#failUpstream(record, upstream);
+      return;
+    }
+    if (--record.pendingDeps === 0) this.#makeReady(record);
+  }
+
+  #onForeignFailure(record: TaskRecord, dep: FutureLike, error: unknown): void {
+    if (record.where !== 'waiting') return;
+    this.#finish(
+      record,
+      'error',
+      new UpstreamTaskError(
+        `Task '${record.name}' (key ${record.key}) did not run because upstream task ${dep.key} failed: ${describeError(error).message}`,
+        dep.key,
+        { cause: error },
+      ),
+    );
+  }
+
+  #failUpstream(record: TaskRecord, upstream: TaskRecord): void {
+    const error = upstream.value;
+    // Through a chain, report the root error and the task that failed first.
+    const root = error instanceof UpstreamTaskError ? error.cause : error;
+    const first = error instanceof UpstreamTaskError ? error.upstream : upstream.key;
+    const why = upstream.status === 'cancelled' ? 'was cancelled' : 'failed';
+    this.#finish(
+      record,
+      'error',
+      new UpstreamTaskError(
+        `Task '${record.name}' (key ${record.key}) did not run because upstream task ${first} ${why}: ${describeError(root).message}`,
+        first,
+        { cause: root },
+      ),
+    );
+  }
+
+  #makeReady(record: TaskRecord): void {
+    if (record.args.length > 0) {
+      record.args = substituteFutures(record.args, (f) => {
+        const source = sourceOf(f);
+        return source instanceof TaskRecord ? source.value : record.foreign?.get(f);
+      }) as unknown[];
+      record.foreign = undefined;
+    }
+    record.where = 'ready';
+    if (this.#runtime.immediate && !this.#pumping && this.#ready.size === 0) {
+      // LocalExecutor: run inside submit, without touching the queue.
+      if (this.#canRun(record)) {
+        this.#startAttempt(record);
+        return;
+      }
+    }
+    this.#ready.push(record);
+    this.#schedulePump();
+  }
+
+  // ---- dispatch ---------------------------------------------------------------------------
+
+  #schedulePump(): void {
+    if (this.#runtime.immediate) {
+      this.#pump();
+      return;
+    }
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#ready.size > 0 && this.#runtime.capacity() > 0) {
+        const record = this.#ready.pop()!;
+        if (!this.#canRun(record)) {
+          record.where = 'blocked';
+          this.#blocked.push(record);
+          continue;
+        }
+        this.#startAttempt(record);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #canRun(record: TaskRecord): boolean {
+    if (!this.#resources) return true;
+    for (const [key, need] of Object.entries(record.definition.options.resources)) {
+      if ((this.#available[key] ?? 0) + 1e-9 < need) return false;
+    }
+    return true;
+  }
+
+  #acquire(attempt: Attempt): void {
+    if (!this.#resources) return;
+    for (const [key, need] of Object.entries(attempt.definition.options.resources)) {
+      this.#available[key] = (this.#available[key] ?? 0) - need;
+    }
+  }
+
+  #release(attempt: Attempt): void {
+    if (!this.#resources) return;
+    const needs = Object.entries(attempt.definition.options.resources);
+    if (needs.length === 0) return;
+    for (const [key, need] of needs) this.#available[key] = (this.#available[key] ?? 0) + need;
+    if (this.#blocked.length > 0) {
+      const blocked = this.#blocked;
+      this.#blocked = [];
+      for (const record of blocked) {
+        if (record.where !== 'blocked') continue;
+        record.where = 'ready';
+        this.#ready.push(record);
+      }
+      this.#schedulePump();
+    }
+  }
+
+  #startAttempt(record: TaskRecord): void {
+    record.attempts++;
+    record.where = 'running';
+    record.status = 'running';
+    const attempt: Attempt & { record: TaskRecord; reported: boolean } = {
+      id: ++this.#attemptIds,
+      key: record.key,
+      name: record.name,
+      number: record.attempts,
+      definition: record.definition,
+      ref: record.ref,
+      args: record.args,
+      timeoutMs: record.definition.options.timeoutMs,
+      record,
+      reported: false,
+    };
+    record.current = attempt;
+    this.#acquire(attempt);
+    this.#runtime.run(attempt);
+  }
+
+  // ---- RuntimeHost ------------------------------------------------------------------------
+
+  started(attempt: Attempt, worker: string): void {
+    const record = (attempt as AttemptOf).record;
+    if (record.current !== attempt) return;
+    record.startedAt = performance.now();
+    record.worker = worker;
+    const timeoutMs = attempt.timeoutMs;
+    if (timeoutMs !== undefined) {
+      record.timer = setTimeout(() => this.#timeout(record, attempt), timeoutMs);
+    }
+    if (this.#events.active) this.#emitTask('started', record, { worker, attempt: attempt.number });
+  }
+
+  settled(attempt: Attempt, outcome: Outcome): void {
+    const a = attempt as AttemptOf;
+    if (a.reported) return;
+    a.reported = true;
+    this.#release(attempt);
+    const record = a.record;
+    if (record.current === attempt) {
+      record.current = undefined;
+      if (record.timer) clearTimeout(record.timer);
+      record.timer = undefined;
+      const timeoutMs = attempt.timeoutMs;
+      if (outcome.ok) {
+        // A synchronous task in the caller's thread blocks the timer: judge it by its duration.
+        if (timeoutMs !== undefined && performance.now() - record.startedAt > timeoutMs) {
+          this.#attemptFailed(record, attempt, this.#timeoutError(record, attempt));
+        } else {
+          this.#finish(record, 'finished', outcome.value);
+        }
+      } else {
+        this.#attemptFailed(record, attempt, outcome.error);
+      }
+    }
+    this.#schedulePump();
+  }
+
+  requeue(attempt: Attempt): void {
+    const a = attempt as AttemptOf;
+    if (a.reported) return;
+    a.reported = true;
+    this.#release(attempt);
+    const record = a.record;
+    if (record.current === attempt) {
+      record.current = undefined;
+      record.attempts--;
+      record.status = 'pending';
+      record.where = 'ready';
+      this.#ready.push(record);
+    }
+    this.#schedulePump();
+  }
+
+  capacityAvailable(): void {
+    this.#schedulePump();
+  }
+
+  workerEvent(event: Parameters<RuntimeHost['workerEvent']>[0]): void {
+    if (this.#events.active) this.#events.emit(event);
+  }
+
+  // ---- failures, retries, timeouts, cancellation -----------------------------------------
+
+  #timeoutError(record: TaskRecord, attempt: Attempt): TaskTimeoutError {
+    return new TaskTimeoutError(
+      `Task '${record.name}' (key ${record.key}) attempt ${attempt.number} ran longer than its timeoutMs of ${attempt.timeoutMs} ms and was stopped. Raise timeoutMs, or make the task stop sooner (check taskContext().signal).`,
+    );
+  }
+
+  #timeout(record: TaskRecord, attempt: Attempt): void {
+    if (record.current !== attempt) return;
+    record.timer = undefined;
+    record.current = undefined;
+    const error = this.#timeoutError(record, attempt);
+    this.#runtime.abort(attempt, error, this.#graceMs);
+    this.#attemptFailed(record, attempt, error);
+    this.#schedulePump();
+  }
+
+  #attemptFailed(record: TaskRecord, attempt: Attempt, error: unknown): void {
+    const options = record.definition.options;
+    if (record.attempts <= options.retries && !(error instanceof TaskCancelledError)) {
+      record.status = 'pending';
+      record.where = 'delayed';
+      if (this.#events.active) {
+        this.#emitTask('retried', record, { attempt: attempt.number, error: describeError(error) });
+      }
+      const again = (): void => {
+        record.timer = undefined;
+        if (record.where !== 'delayed') return;
+        record.where = 'ready';
+        this.#ready.push(record);
+        this.#schedulePump();
+      };
+      if (options.retryDelayMs > 0) record.timer = setTimeout(again, options.retryDelayMs);
+      else again();
+      return;
+    }
+    this.#finish(record, 'error', error);
+  }
+
+  /** Cancels a record; returns false when it had already ended. */
+  cancel(record: TaskRecord, reason: TaskCancelledError): boolean {
+    if (record.where === 'done') return false;
+    switch (record.where) {
+      case 'ready':
+        this.#ready.remove(record);
+        break;
+      case 'blocked':
+        this.#blocked = this.#blocked.filter((r) => r !== record);
+        break;
+      case 'running':
+        if (record.current) this.#runtime.abort(record.current, reason, this.#graceMs);
+        break;
+      default:
+        break; // waiting and delayed tasks simply never start
+    }
+    this.#finish(record, 'cancelled', reason);
+    this.#schedulePump();
+    return true;
+  }
+
+  #finish(record: TaskRecord, status: 'finished' | 'error' | 'cancelled', value: unknown): void {
+    const worker = record.worker;
+    const startedAt = record.startedAt;
+    const attempt = record.attempts;
+    if (!record.settle(status, value)) return;
+    this.#outstanding.delete(record);
+    if (this.#events.active) {
+      const type = status === 'finished' ? 'finished' : status === 'error' ? 'failed' : 'cancelled';
+      this.#emitTask(type, record, {
+        ...(worker ? { worker, durationMs: performance.now() - startedAt } : {}),
+        ...(attempt > 0 ? { attempt } : {}),
+        ...(status === 'finished' ? {} : { error: describeError(value) }),
+      });
+    }
+    if (this.#outstanding.size === 0 && this.#idle) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle();
+    }
+  }
+
+  #emitTask(type: Parameters<EventHub['emit']>[0]['type'], record: TaskRecord, extra: object = {}): void {
+    this.#events.emit({ type, key: record.key, name: record.name, time: Date.now(), ...extra } as never);
+  }
+
+  // ---- shutdown ---------------------------------------------------------------------------
+
+  /** Stops accepting tasks; cancels outstanding ones when asked; resolves when none is left. */
+  async drain(cancelPending: boolean): Promise<void> {
+    this.#accepting = false;
+    if (cancelPending) {
+      // Queued tasks first, so cancelling a running one cannot let a queued one start.
+      const order = [...this.#outstanding].sort((a, b) => Number(a.where === 'running') - Number(b.where === 'running'));
+      for (const record of order) {
+        this.cancel(record, new TaskCancelledError(`Task '${record.name}' (key ${record.key}) was cancelled because ${this.#label} shut down with cancelPending.`));
+      }
+    }
+    if (this.#outstanding.size === 0) return;
+    await new Promise<void>((resolve) => (this.#idle = resolve));
+  }
+}
+
+type AttemptOf = Attempt & { record: TaskRecord; reported: boolean };
+

@@ -1,0 +1,234 @@
+/**
+ * `task()`: wraps a function with options and records where it was defined, so a worker thread,
+ * a child process or a remote worker can import that module and find the same task by name.
+ */
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { isAbsolute } from 'node:path';
+import { TaskDefinitionError } from './errors.js';
+import type { AnyFunction, ResolvedTaskOptions, Task, TaskOptions } from './types.js';
+
+/** Brand shared by every copy of weft's modules (a tsx-loaded task module may get its own). */
+export const taskSymbol = Symbol.for('weft.task');
+
+/** What weft knows about a task, attached to the `Task` under `taskSymbol`. */
+export interface TaskDefinition {
+  fn: AnyFunction;
+  options: ResolvedTaskOptions;
+  /** `file:` URL of the defining module, without query or hash; absent for plain functions. */
+  moduleUrl: string | undefined;
+}
+
+interface RegistryEntry {
+  definition: TaskDefinition;
+  /** Where in the module it was defined: a re-evaluation of the same line is not a duplicate. */
+  site: string;
+}
+
+const registrySymbol = Symbol.for('weft.taskRegistry');
+const globals = globalThis as unknown as Record<symbol, Map<string, Map<string, RegistryEntry>>>;
+/** Tasks by module URL and name, filled as modules that call `task()` are evaluated. */
+const registry: Map<string, Map<string, RegistryEntry>> = (globals[registrySymbol] ??= new Map());
+
+/**
+ * Defines a task: a function plus how to run it (retries, timeout, resources, priority).
+ * Defined at the top level of a module, it can run on every executor: workers import the module
+ * and find the task by name. Calling the task runs the function inline.
+ * @example
+ * export const resize = task(async function resize(path: string, width: number) { ... },
+ *   { retries: 2, timeoutMs: 30_000, tags: ['resource:GPU=1'] });
+ */
+export function task<F extends AnyFunction>(fn: F, options?: TaskOptions): Task<F>;
+export function task<F extends AnyFunction>(options: TaskOptions, fn: F): Task<F>;
+export function task<F extends AnyFunction>(a: F | TaskOptions, b?: TaskOptions | F): Task<F> {
+  const [fn, options] = typeof a === 'function' ? [a, b] : [b, a];
+  if (typeof fn !== 'function') {
+    throw new TaskDefinitionError(
+      `task() needs a function, but got ${describeValue(fn)}. Pass the function to run: task(fn, options) or task(options, fn).`,
+    );
+  }
+  if (isTask(fn)) return fn as Task<F>;
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new TaskDefinitionError(
+      `task() options must be an object, but got ${describeValue(options)}.`,
+    );
+  }
+  const site = callerSite();
+  const resolved = resolveTaskOptions(fn, (options ?? {}) as TaskOptions, site);
+  const definition: TaskDefinition = { fn, options: resolved, moduleUrl: site?.url };
+  if (site) register(definition, site);
+
+  const wrapper = function (this: unknown, ...args: unknown[]): unknown {
+    return fn.apply(this, args);
+  };
+  Object.defineProperties(wrapper, {
+    name: { value: resolved.name },
+    taskName: { value: resolved.name, enumerable: true },
+    options: { value: Object.freeze(resolved), enumerable: true },
+    [taskSymbol]: { value: definition },
+  });
+  return wrapper as unknown as Task<F>;
+}
+
+/** True for a value made by `task()` (from any copy of weft). */
+export function isTask(value: unknown): value is Task {
+  return typeof value === 'function' && taskSymbol in value;
+}
+
+/** The definition behind a task, or an ad-hoc one for a plain function. */
+export function definitionOf(fn: AnyFunction): TaskDefinition {
+  const existing = (fn as unknown as Record<symbol, TaskDefinition | undefined>)[taskSymbol];
+  if (existing) return existing;
+  return { fn, options: resolveTaskOptions(fn, {}, undefined), moduleUrl: undefined };
+}
+
+/** Finds a task defined in a module that has been evaluated in this thread or process. */
+export function lookupTask(moduleUrl: string, name: string): TaskDefinition | undefined {
+  return registry.get(stripQuery(moduleUrl))?.get(name)?.definition;
+}
+
+/** Names of the tasks known in one module, for error messages. */
+export function taskNamesIn(moduleUrl: string): string[] {
+  return [...(registry.get(stripQuery(moduleUrl))?.keys() ?? [])];
+}
+
+function register(definition: TaskDefinition, site: { url: string; position: string }): void {
+  let byName = registry.get(site.url);
+  if (!byName) registry.set(site.url, (byName = new Map()));
+  const name = definition.options.name;
+  const existing = byName.get(name);
+  if (existing && existing.site !== site.position) {
+    throw new TaskDefinitionError(
+      `Two tasks are named '${name}' in ${site.url} (at ${existing.site} and ${site.position}). Workers find tasks by module and name, so names must be unique within a module: pass a distinct { name } to one of them.`,
+    );
+  }
+  byName.set(name, { definition, site: site.position });
+}
+
+const resourceTag = /^resource:(.*)$/;
+
+/** Applies defaults, validates every option and merges `resource:KEY=NUM` tags into `resources`. */
+export function resolveTaskOptions(
+  fn: AnyFunction,
+  options: TaskOptions,
+  site: { url: string; position: string } | undefined,
+): ResolvedTaskOptions {
+  const fail = (what: string): never => {
+    throw new TaskDefinitionError(`Task '${options.name ?? fn.name ?? '?'}': ${what}`);
+  };
+  let name = options.name ?? fn.name;
+  if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
+    fail(`name must be a non-empty string, got ${describeValue(options.name)}.`);
+  }
+  if (!name) {
+    // An anonymous function: name it after where it was defined, which is stable across workers.
+    name = site ? `task@${site.url.slice(site.url.lastIndexOf('/') + 1)}:${site.position}` : 'anonymous';
+  }
+  const retries = options.retries ?? 0;
+  if (!Number.isInteger(retries) || retries < 0) {
+    fail(`retries must be a non-negative integer, got ${describeValue(options.retries)}.`);
+  }
+  const retryDelayMs = options.retryDelayMs ?? 0;
+  if (typeof retryDelayMs !== 'number' || !Number.isFinite(retryDelayMs) || retryDelayMs < 0) {
+    fail(`retryDelayMs must be a non-negative number of milliseconds, got ${describeValue(options.retryDelayMs)}.`);
+  }
+  const timeoutMs = options.timeoutMs;
+  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs))) {
+    fail(`timeoutMs must be a positive number of milliseconds, got ${describeValue(timeoutMs)}.`);
+  }
+  const priority = options.priority ?? 0;
+  if (typeof priority !== 'number' || !Number.isFinite(priority)) {
+    fail(`priority must be a finite number, got ${describeValue(options.priority)}.`);
+  }
+  const tags = options.tags ?? [];
+  if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
+    fail(`tags must be an array of strings, got ${describeValue(options.tags)}.`);
+  }
+  const resources: Record<string, number> = {};
+  for (const tag of tags) {
+    const match = resourceTag.exec(tag);
+    if (!match) continue;
+    const body = match[1] ?? '';
+    const eq = body.indexOf('=');
+    const key = eq < 0 ? '' : body.slice(0, eq).trim();
+    const raw = eq < 0 ? '' : body.slice(eq + 1).trim();
+    const amount = raw === '' ? NaN : Number(raw);
+    if (!key || !Number.isFinite(amount) || amount < 0) {
+      fail(
+        `malformed resource tag '${tag}'. Write resource:KEY=NUM with a non-negative number, e.g. 'resource:GPU=1' or 'resource:mem=0.5'.`,
+      );
+    }
+    resources[key] = amount;
+  }
+  if (options.resources !== undefined) {
+    if (typeof options.resources !== 'object' || options.resources === null || Array.isArray(options.resources)) {
+      fail(`resources must be an object like { GPU: 1 }, got ${describeValue(options.resources)}.`);
+    }
+    for (const [key, amount] of Object.entries(options.resources)) {
+      if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
+        fail(`resource '${key}' must be a non-negative number, got ${describeValue(amount)}.`);
+      }
+      resources[key] = amount; // the option wins over a tag of the same key
+    }
+  }
+  for (const [key, amount] of Object.entries(resources)) if (amount === 0) delete resources[key];
+  return {
+    name,
+    retries,
+    retryDelayMs,
+    timeoutMs,
+    tags: Object.freeze([...tags]),
+    resources: Object.freeze(resources),
+    priority,
+  };
+}
+
+const ownFile = import.meta.url;
+
+/** The module and position that called `task()`, read from V8's structured stack. */
+function callerSite(): { url: string; position: string } | undefined {
+  const original = Error.prepareStackTrace;
+  const holder: { stack?: NodeJS.CallSite[] } = {};
+  try {
+    Error.prepareStackTrace = (_e, frames) => frames;
+    Error.captureStackTrace(holder, task);
+    const frames = holder.stack ?? [];
+    for (const frame of frames) {
+      const file = frame.getFileName();
+      if (!file || file === ownFile || file.startsWith('node:')) continue;
+      const url = toFileUrl(file);
+      if (!url) return undefined;
+      return { url, position: `${frame.getLineNumber() ?? 0}:${frame.getColumnNumber() ?? 0}` };
+    }
+    return undefined;
+  } finally {
+    Error.prepareStackTrace = original;
+  }
+}
+
+function toFileUrl(file: string): string | undefined {
+  if (file.startsWith('file:')) return stripQuery(file);
+  if (isAbsolute(file)) return stripQuery(pathToFileURL(file).href);
+  return undefined; // eval, REPL, data: URLs: the module cannot be re-imported elsewhere
+}
+
+export function stripQuery(url: string): string {
+  const cut = url.search(/[?#]/);
+  return cut < 0 ? url : url.slice(0, cut);
+}
+
+/** Path of a module URL for messages. */
+export function displayModule(url: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch {
+    return url;
+  }
+}
+
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : `an object (${value.constructor?.name ?? 'null prototype'})`;
+  return `${typeof value} ${String(value)}`;
+}

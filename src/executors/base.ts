@@ -1,0 +1,166 @@
+/**
+ * What every executor facade shares: the start/shutdown state machine, argument checks, and
+ * delegation to one `Scheduler` per started session. Subclasses only say which runtime to use.
+ */
+import { ExecutorStateError } from '../core/errors.js';
+import { EventHub, type ExecutorEvents } from '../core/events.js';
+import type { Runtime } from '../core/runtime.js';
+import { Scheduler } from '../core/scheduler.js';
+import type {
+  AnyFunction,
+  Executor,
+  Future,
+  Mappable,
+  MaybeFutures,
+  Resolved,
+  ShutdownOptions,
+  Task,
+} from '../core/types.js';
+import { waitFor, zipMapArguments } from '../core/wait.js';
+
+/** Settings a facade hands to the shared engine when it starts. */
+export interface EngineSettings {
+  runtime: Runtime;
+  resources: Readonly<Record<string, number>> | undefined;
+  graceMs: number;
+}
+
+export abstract class BaseExecutor implements Executor {
+  readonly #events = new EventHub();
+  #scheduler: Scheduler | undefined;
+  #runtime: Runtime | undefined;
+  #starting: Promise<unknown> | undefined;
+  #shutdown: Promise<void> | undefined;
+
+  /** Names the executor in messages, e.g. `LocalPoolExecutor (threads)`. */
+  protected abstract get label(): string;
+  /** Builds the runtime and settings for one session; acquires nothing yet. */
+  protected abstract createEngine(): EngineSettings;
+
+  /** Task and worker events; see `TaskEvent` and `WorkerEvent`. */
+  get events(): ExecutorEvents {
+    return this.#events;
+  }
+
+  /** URL of the live dashboard, when one is running. */
+  get dashboardUrl(): string | undefined {
+    return undefined;
+  }
+
+  /** True between a successful `start()` and the end of `shutdown()`. */
+  get isRunning(): boolean {
+    return this.#scheduler !== undefined && this.#shutdown === undefined;
+  }
+
+  start(): Promise<this>;
+  start<T>(body: (executor: this) => T | Promise<T>): Promise<T>;
+  async start<T>(body?: (executor: this) => T | Promise<T>): Promise<this | T> {
+    if (this.#starting || this.#scheduler) {
+      throw new ExecutorStateError(
+        `${this.label} is already started. Call shutdown() before starting it again, or create another executor.`,
+      );
+    }
+    const starting = this.#startEngine();
+    this.#starting = starting;
+    try {
+      await starting;
+    } finally {
+      this.#starting = undefined;
+    }
+    if (!body) return this;
+    try {
+      return await body(this);
+    } finally {
+      await this.shutdown();
+    }
+  }
+
+  async #startEngine(): Promise<void> {
+    const engine = this.createEngine();
+    const scheduler = new Scheduler({
+      runtime: engine.runtime,
+      events: this.#events,
+      resources: engine.resources,
+      graceMs: engine.graceMs,
+      label: this.label,
+    });
+    try {
+      await engine.runtime.start(scheduler);
+    } catch (error) {
+      await engine.runtime.close().catch(() => undefined);
+      throw error;
+    }
+    this.#runtime = engine.runtime;
+    this.#scheduler = scheduler;
+    this.#shutdown = undefined;
+  }
+
+  /**
+   * Waits for every submitted task (queued ones too) unless `cancelPending` is set, then releases
+   * every thread, process and timer. Idempotent: a second call returns the first call's promise.
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<void> {
+    if (this.#shutdown) return this.#shutdown;
+    const scheduler = this.#scheduler;
+    const runtime = this.#runtime;
+    if (!scheduler || !runtime) return Promise.resolve();
+    this.#shutdown = (async () => {
+      try {
+        await scheduler.drain(options.cancelPending === true);
+      } finally {
+        await runtime.close();
+        this.#scheduler = undefined;
+        this.#runtime = undefined;
+        this.#events.close();
+      }
+    })();
+    const done = this.#shutdown;
+    // After shutdown the executor may be started again.
+    void done.finally(() => {
+      if (this.#shutdown === done) this.#shutdown = undefined;
+    }).catch(() => undefined);
+    return done;
+  }
+
+  /** `await using executor = await new LocalPoolExecutor().start()` shuts it down at scope exit. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  /**
+   * Submits `fn(...args)` and returns its future at once. Arguments may be futures, also nested in
+   * arrays and plain objects: the task starts when they have finished and receives their values.
+   * Throws (rather than rejecting) for what is wrong at call time.
+   */
+  submit<F extends AnyFunction>(fn: F | Task<F>, ...args: MaybeFutures<Parameters<F>>): Future<Awaited<ReturnType<F>>> {
+    return this.#active('submit').submit(fn, args as unknown[]) as Future<Awaited<ReturnType<F>>>;
+  }
+
+  /**
+   * Calls `fn(a[i], b[i], ...)` for every index i of the iterables, which must be equally long;
+   * `unmapped(x)` passes `x` to every call. Elements may be futures. Returns one future per call.
+   */
+  map<F extends AnyFunction>(fn: F | Task<F>, ...iterables: Mappable<Parameters<F>>): Future<Awaited<ReturnType<F>>>[] {
+    const scheduler = this.#active('map');
+    const name = typeof fn === 'function' ? fn.name || 'fn' : String(fn);
+    const calls = zipMapArguments(name, iterables as unknown[]);
+    if (calls.length === 0 && typeof fn !== 'function') scheduler.submit(fn, []);
+    return calls.map((args) => scheduler.submit(fn, args)) as Future<Awaited<ReturnType<F>>>[];
+  }
+
+  /** Resolves every future inside arrays, tuples and plain objects; rejects with the first task error. */
+  wait<T>(value: T): Promise<Resolved<T>> {
+    return waitFor(value);
+  }
+
+  #active(method: string): Scheduler {
+    const scheduler = this.#scheduler;
+    if (!scheduler || this.#shutdown) {
+      const why = this.#shutdown ? 'it is shutting down or was shut down' : 'it has not been started';
+      throw new ExecutorStateError(
+        `${method}() was called on ${this.label}, but ${why}. Call \`await executor.start()\` first (or use executor.start(async (ex) => ...)).`,
+      );
+    }
+    return scheduler;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * weft: run tasks on pluggable executors (in the caller, on worker threads or child processes)
+ * with one API. Explicit named exports only.
+ */
+export { task } from './core/task.js';
+export { taskContext } from './core/context.js';
+export type { TaskContext } from './core/context.js';
+export { unmapped, asCompleted } from './core/wait.js';
+export { LocalExecutor } from './executors/local.js';
+export { LocalPoolExecutor } from './executors/pool.js';
+export type { LocalPoolExecutorOptions } from './executors/pool.js';
+export { defaultExecutor } from './executors/default.js';
+export { progress } from './progress/progress.js';
+export {
+  WeftError,
+  ExecutorStateError,
+  TaskDefinitionError,
+  SerializationError,
+  UpstreamTaskError,
+  TaskTimeoutError,
+  TaskCancelledError,
+  ConfigurationError,
+  WorkerCrashedError,
+  ResourceUnavailableError,
+} from './core/errors.js';
+export type {
+  Executor,
+  Future,
+  FutureStatus,
+  Task,
+  TaskOptions,
+  ResolvedTaskOptions,
+  MaybeFuture,
+  MaybeFutures,
+  Mappable,
+  Unmapped,
+  Resolved,
+  ShutdownOptions,
+  AnyFunction,
+} from './core/types.js';
+export type {
+  TaskEvent,
+  WorkerEvent,
+  TaskEventType,
+  WorkerEventType,
+  WeftEvent,
+  ExecutorEvents,
+  EventError,
+} from './core/events.js';

@@ -1,0 +1,46 @@
+/**
+ * Messages between the pool (parent) and a worker (thread or child process). Both sides batch:
+ * one message carries many tasks or many results, which is what lifts throughput past one pool
+ * call per task. A worker runs its tasks one at a time, in the order it received them.
+ *
+ * Parent → worker
+ *   `run`    (parent) tasks to append to the worker's queue; each: `id` (attempt id), `key`,
+ *            `attempt` (1-based), `ref` (module+name or source), `args`, `timed` (the worker
+ *            must report the start, because a timeout clock is waiting for it).
+ *   `abort`  (parent) abort attempt `id` with `reason`: a queued one is dropped and reported
+ *            back as `aborted`; a running one has its AbortSignal fired.
+ * Worker → parent
+ *   `ready`  (worker) the bootstrap has loaded; `pid` of the worker process.
+ *   `batch`  (worker) `done`: results in completion order (value, error envelope, or aborted);
+ *            `started`: id of a timed task that starts right after this message.
+ *   `fatal`  (worker) an uncaught exception is about to end the worker; `error` is its envelope.
+ */
+import type { ErrorEnvelope } from '../core/errors.js';
+import type { TaskRef } from '../core/runtime.js';
+
+export interface WireTask {
+  id: number;
+  key: string;
+  attempt: number;
+  ref: TaskRef;
+  args: unknown[];
+  timed: boolean;
+}
+
+export type WireResult =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: ErrorEnvelope }
+  | { id: number; ok: false; aborted: true };
+
+export type ToWorker = { t: 'run'; tasks: WireTask[] } | { t: 'abort'; id: number; reason: ErrorEnvelope };
+
+export type FromWorker =
+  | { t: 'ready'; pid: number }
+  | { t: 'batch'; done: WireResult[]; started?: number }
+  | { t: 'fatal'; error: ErrorEnvelope };
+
+/** What the parent tells a worker when it starts (workerData for threads, env for processes). */
+export interface WorkerSetup {
+  name: string;
+  boundary: 'thread' | 'process';
+}
