@@ -32,6 +32,10 @@ export interface SchedulerOptions {
   label: string;
 }
 
+const noArgs: unknown[] = [];
+/** One reference object per task definition, shared by all its submissions. */
+const moduleRefs = new WeakMap<TaskDefinition, TaskRef>();
+
 type Where = 'waiting' | 'ready' | 'blocked' | 'delayed' | 'running' | 'done';
 
 const keyPrefix = Math.floor(Math.random() * 0xffffffff)
@@ -41,7 +45,9 @@ let keyCounter = 0;
 
 /** One submission: the state behind a future. */
 class TaskRecord implements FutureSource<unknown> {
-  readonly key: string;
+  /** Built on first use: 100,000 pending futures should not hold 100,000 key strings. */
+  #key: string | undefined;
+  readonly #keyId: number;
   readonly seq: number;
   status: FutureStatus = 'pending';
   where: Where = 'waiting';
@@ -68,8 +74,13 @@ class TaskRecord implements FutureSource<unknown> {
     public args: unknown[],
     seq: number,
   ) {
-    this.key = `${definition.options.name}-${keyPrefix}${(keyCounter++).toString(16)}`;
+    this.#keyId = keyCounter++;
     this.seq = seq;
+  }
+
+  /** Unique per submission: the task's name, this process's random prefix, a counter. */
+  get key(): string {
+    return (this.#key ??= `${this.definition.options.name}-${keyPrefix}${this.#keyId.toString(16)}`);
   }
 
   get name(): string {
@@ -104,7 +115,7 @@ class TaskRecord implements FutureSource<unknown> {
     this.where = 'done';
     this.status = status;
     this.value = value;
-    this.args = [];
+    this.args = noArgs;
     this.current = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -202,7 +213,11 @@ export class Scheduler implements RuntimeHost {
 
   #refFor(definition: TaskDefinition, fn: AnyFunction): TaskRef | undefined {
     if (!this.#runtime.boundary) return undefined;
-    if (definition.moduleUrl) return { kind: 'module', moduleUrl: definition.moduleUrl, name: definition.options.name };
+    if (definition.moduleUrl) {
+      let ref = moduleRefs.get(definition);
+      if (!ref) moduleRefs.set(definition, (ref = { kind: 'module', moduleUrl: definition.moduleUrl, name: definition.options.name }));
+      return ref;
+    }
     const label = isTask(fn) ? `Task '${definition.options.name}'` : `Function '${definition.options.name || 'anonymous'}'`;
     const { source } = shippableSource(definition.fn, label);
     return { kind: 'source', source, name: definition.options.name };

@@ -78,6 +78,7 @@ function spawnThread(setup: WorkerSetup, options: SpawnOptions, on: TransportEve
     unref: () => worker.unref(),
     ref: () => worker.ref(),
     terminate: async () => {
+      worker.ref(); // an unreferenced worker would let the loop end before it reports its exit
       await worker.terminate();
     },
   };
@@ -121,6 +122,7 @@ function spawnProcess(setup: WorkerSetup, options: SpawnOptions, on: TransportEv
     },
     terminate: async () => {
       if (exited) return;
+      child.ref(); // an unreferenced child would let the loop end before its exit is reported
       child.kill('SIGKILL');
       await exitedPromise;
     },

@@ -98,7 +98,8 @@ function evaluateSource(source: string): AnyFunction {
 // ---- running tasks -----------------------------------------------------------------------
 
 const queue: WireTask[] = [];
-let running: { task: WireTask; controller: AbortController } | undefined;
+/** The running task; its AbortController is made on first use (most tasks never ask). */
+let running: { task: WireTask; controller: AbortController | undefined } | undefined;
 let draining = false;
 let pending: WireResult[] = [];
 let pendingSince = 0;
@@ -168,9 +169,15 @@ async function drain(): Promise<void> {
           continue;
         }
       }
-      const controller = new AbortController();
-      running = { task, controller };
-      const context = { signal: controller.signal, attempt: task.attempt, key: task.key };
+      const current: NonNullable<typeof running> = { task, controller: undefined };
+      running = current;
+      const context = {
+        get signal(): AbortSignal {
+          return (current.controller ??= new AbortController()).signal;
+        },
+        attempt: task.attempt,
+        key: task.key,
+      };
       let result: unknown;
       let threw = false;
       try {
@@ -210,7 +217,7 @@ function onMessage(message: ToWorker): void {
     void drain();
   } else if (message.t === 'abort') {
     if (running && running.task.id === message.id) {
-      running.controller.abort(fromEnvelope(message.reason));
+      (running.controller ??= new AbortController()).abort(fromEnvelope(message.reason));
       return;
     }
     const index = queue.findIndex((t) => t.id === message.id);

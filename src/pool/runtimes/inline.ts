@@ -8,9 +8,14 @@ import { runInTaskContext } from '../../core/context.js';
 import type { Attempt, Runtime, RuntimeHost } from '../../core/runtime.js';
 
 interface InlineSlot {
-  controller: AbortController;
+  /** Made on first use: most tasks never look at their signal, and a controller costs ~1 µs. */
+  controller: AbortController | undefined;
   done: boolean;
   graceTimer?: NodeJS.Timeout;
+}
+
+function controllerOf(slot: InlineSlot): AbortController {
+  return (slot.controller ??= new AbortController());
 }
 
 export class InlineRuntime implements Runtime {
@@ -38,12 +43,18 @@ export class InlineRuntime implements Runtime {
 
   run(attempt: Attempt): void {
     const host = this.#host!;
-    const slot: InlineSlot = { controller: new AbortController(), done: false };
+    const slot: InlineSlot = { controller: undefined, done: false };
     attempt.slot = slot;
     this.#running++;
     this.#live.add(attempt);
     host.started(attempt, 'caller');
-    const context = { signal: slot.controller.signal, attempt: attempt.number, key: attempt.key };
+    const context = {
+      get signal(): AbortSignal {
+        return controllerOf(slot).signal;
+      },
+      attempt: attempt.number,
+      key: attempt.key,
+    };
     let result: unknown;
     try {
       result = runInTaskContext(context, () => attempt.definition.fn(...attempt.args));
@@ -64,7 +75,7 @@ export class InlineRuntime implements Runtime {
   abort(attempt: Attempt, reason: Error, graceMs: number): void {
     const slot = attempt.slot as InlineSlot | undefined;
     if (!slot || slot.done) return;
-    slot.controller.abort(reason);
+    controllerOf(slot).abort(reason);
     if (slot.done) return;
     slot.graceTimer = setTimeout(() => this.#end(attempt, slot, { ok: false, error: reason }), graceMs);
     slot.graceTimer.unref();
@@ -74,7 +85,7 @@ export class InlineRuntime implements Runtime {
     // Tasks still running ignored their signal past the grace period; let go of them.
     for (const attempt of this.#live) {
       const slot = attempt.slot as InlineSlot;
-      this.#end(attempt, slot, { ok: false, error: slot.controller.signal.reason });
+      this.#end(attempt, slot, { ok: false, error: controllerOf(slot).signal.reason });
     }
     return Promise.resolve();
   }

@@ -374,7 +374,7 @@ export class WorkerPoolRuntime implements Runtime {
       why = ` because it ran out of memory (resourceLimits.maxOldGenerationSizeMb ${limit ?? 'default'}); raise the limit or make the task use less memory`;
       cause = worker.lastError;
     } else if (limit && (signal === 'SIGABRT' || code === 134)) {
-      why = ` , most likely out of memory (heap limit ${limit} MiB); raise resourceLimits.maxOldGenerationSizeMb or make the task use less memory`;
+      why = `, most likely out of memory (heap limit ${limit} MiB); raise resourceLimits.maxOldGenerationSizeMb or make the task use less memory`;
     } else if (worker.fatal) {
       cause = fromEnvelope(worker.fatal);
       why = ` after an uncaught exception (${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}), e.g. one thrown in a timer or callback the task left behind`;
