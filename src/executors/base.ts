@@ -18,6 +18,15 @@ import type {
 } from '../core/types.js';
 import { waitFor, zipMapArguments } from '../core/wait.js';
 
+/** `dashboard` option every executor takes: `true`, or where to serve it. */
+export type DashboardOption = boolean | { port?: number; host?: string };
+
+/** What a running dashboard gives back (see ../dashboard/server.ts). */
+export interface DashboardHandle {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
 /** Settings a facade hands to the shared engine when it starts. */
 export interface EngineSettings {
   runtime: Runtime;
@@ -31,6 +40,13 @@ export abstract class BaseExecutor implements Executor {
   #runtime: Runtime | undefined;
   #starting: Promise<unknown> | undefined;
   #shutdown: Promise<void> | undefined;
+  #dashboardOption: DashboardOption | undefined;
+  #dashboard: DashboardHandle | undefined;
+
+  /** `dashboard`: serve a live view of the work on 127.0.0.1 while started (see `dashboardUrl`). */
+  constructor(options?: { dashboard?: DashboardOption }) {
+    this.#dashboardOption = options?.dashboard;
+  }
 
   /** Names the executor in messages, e.g. `LocalPoolExecutor (threads)`. */
   protected abstract get label(): string;
@@ -44,7 +60,7 @@ export abstract class BaseExecutor implements Executor {
 
   /** URL of the live dashboard, when one is running. */
   get dashboardUrl(): string | undefined {
-    return undefined;
+    return this.#dashboard?.url;
   }
 
   /** True between a successful `start()` and the end of `shutdown()`. */
@@ -93,6 +109,15 @@ export abstract class BaseExecutor implements Executor {
     this.#runtime = engine.runtime;
     this.#scheduler = scheduler;
     this.#shutdown = undefined;
+    const dashboard = this.#dashboardOption;
+    if (dashboard) {
+      const { startDashboard } = await import('../dashboard/server.js');
+      this.#dashboard = await startDashboard(this.#events, {
+        label: this.label,
+        ...(typeof dashboard === 'object' ? dashboard : {}),
+      });
+      process.stderr.write(`Dashboard: ${this.#dashboard.url}\n`);
+    }
   }
 
   /**
@@ -109,6 +134,8 @@ export abstract class BaseExecutor implements Executor {
         await scheduler.drain(options.cancelPending === true);
       } finally {
         await runtime.close();
+        await this.#dashboard?.close();
+        this.#dashboard = undefined;
         this.#scheduler = undefined;
         this.#runtime = undefined;
         this.#events.close();

@@ -2,7 +2,7 @@
  * LocalExecutor: runs each task immediately in the caller, the default executor.
  */
 import { InlineRuntime } from '../pool/runtimes/inline.js';
-import { BaseExecutor, type EngineSettings } from './base.js';
+import { BaseExecutor, type DashboardOption, type EngineSettings } from './base.js';
 
 /**
  * Runs every task immediately, in the caller's thread: a synchronous task completes inside
@@ -14,9 +14,9 @@ import { BaseExecutor, type EngineSettings } from './base.js';
  * const f = ex.submit((a: number, b: number) => a + b, 1, 2); // f.status === 'finished'
  */
 export class LocalExecutor extends BaseExecutor {
-  /** Takes no options; acquires nothing until `start()`. */
-  constructor() {
-    super();
+  /** Acquires nothing until `start()`. `dashboard`: serve a live view of the work while started. */
+  constructor(options: { dashboard?: DashboardOption } = {}) {
+    super(options);
   }
 
   protected get label(): string {

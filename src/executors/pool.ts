@@ -6,7 +6,7 @@ import { ConfigurationError } from '../core/errors.js';
 import { defaultWorkers, parseResources, parseWorkers } from '../core/config.js';
 import { InlineRuntime } from '../pool/runtimes/inline.js';
 import { WorkerPoolRuntime } from '../pool/runtimes/workers.js';
-import { BaseExecutor, type EngineSettings } from './base.js';
+import { BaseExecutor, type DashboardOption, type EngineSettings } from './base.js';
 
 /** Options of `LocalPoolExecutor`. */
 export interface LocalPoolExecutorOptions {
@@ -28,6 +28,8 @@ export interface LocalPoolExecutorOptions {
   graceMs?: number;
   /** Per-worker memory limits; a worker that exceeds them dies and its task fails with `WorkerCrashedError`. */
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
+  /** Serve a live dashboard on 127.0.0.1 while started; `{ port, host }` to choose where. */
+  dashboard?: DashboardOption;
 }
 
 const schedulers = ['synchronous', 'threads', 'processes'] as const;
@@ -50,10 +52,10 @@ export class LocalPoolExecutor extends BaseExecutor {
 
   /** Validates the options (throws `ConfigurationError`); acquires nothing until `start()`. */
   constructor(options: LocalPoolExecutorOptions = {}) {
-    super();
     if (typeof options !== 'object' || options === null) {
       throw new ConfigurationError(`LocalPoolExecutor options must be an object, got ${String(options)}.`);
     }
+    super(options);
     const scheduler = options.scheduler ?? 'threads';
     if (!(schedulers as readonly string[]).includes(scheduler)) {
       throw new ConfigurationError(
