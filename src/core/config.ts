@@ -6,7 +6,13 @@ import { availableParallelism } from 'node:os';
 import { ConfigurationError } from './errors.js';
 
 /** Executor names `WEFT_EXECUTOR` and `weft run --executor` accept. */
-export const executorNames = ['local', 'synchronous', 'threads', 'processes', 'distributed'] as const;
+export const executorNames = [
+  'local',
+  'synchronous',
+  'threads',
+  'processes',
+  'distributed',
+] as const;
 export type ExecutorName = (typeof executorNames)[number];
 
 export interface EnvironmentConfig {
@@ -20,9 +26,16 @@ export interface EnvironmentConfig {
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): EnvironmentConfig {
   const executor = env.WEFT_EXECUTOR?.trim() || undefined;
   if (executor !== undefined) parseExecutorName(executor, 'WEFT_EXECUTOR');
-  const workers = env.WEFT_WORKERS?.trim() ? parseWorkers(env.WEFT_WORKERS.trim(), 'WEFT_WORKERS') : undefined;
+  const workers = env.WEFT_WORKERS?.trim()
+    ? parseWorkers(env.WEFT_WORKERS.trim(), 'WEFT_WORKERS')
+    : undefined;
   const debug = /^(1|true|yes|on)$/i.test(env.WEFT_DEBUG?.trim() ?? '');
-  return { executor: executor as ExecutorName | undefined, address: env.WEFT_ADDRESS?.trim() || undefined, workers, debug };
+  return {
+    executor: executor as ExecutorName | undefined,
+    address: env.WEFT_ADDRESS?.trim() || undefined,
+    workers,
+    debug,
+  };
 }
 
 export function parseExecutorName(value: string, source: string): ExecutorName {
@@ -38,7 +51,9 @@ export function parseExecutorName(value: string, source: string): ExecutorName {
 export function parseWorkers(value: unknown, source: string): number {
   const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-    throw new ConfigurationError(`${source} must be a positive integer (the number of workers), got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}.`);
+    throw new ConfigurationError(
+      `${source} must be a positive integer (the number of workers), got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}.`,
+    );
   }
   return n;
 }
@@ -51,12 +66,16 @@ export function defaultWorkers(): number {
 export function parseResources(value: unknown, source: string): Record<string, number> | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigurationError(`${source} must be an object like { GPU: 1 }, got ${String(value)}.`);
+    throw new ConfigurationError(
+      `${source} must be an object like { GPU: 1 }, got ${String(value)}.`,
+    );
   }
   const out: Record<string, number> = {};
   for (const [key, amount] of Object.entries(value)) {
     if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
-      throw new ConfigurationError(`${source}.${key} must be a non-negative number, got ${String(amount)}.`);
+      throw new ConfigurationError(
+        `${source}.${key} must be a non-negative number, got ${String(amount)}.`,
+      );
     }
     out[key] = amount;
   }

@@ -198,7 +198,12 @@ export function fromEnvelope(envelope: ErrorEnvelope): unknown {
   });
   if (envelope.props) {
     for (const [key, value] of Object.entries(envelope.props)) {
-      Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: true });
+      Object.defineProperty(error, key, {
+        value,
+        writable: true,
+        configurable: true,
+        enumerable: true,
+      });
     }
   }
   return error;
@@ -207,7 +212,11 @@ export function fromEnvelope(envelope: ErrorEnvelope): unknown {
 /** A short plain description of an error for events and logs. */
 export function describeError(error: unknown): { name: string; message: string; stack?: string } {
   if (error instanceof Error) {
-    return { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) };
+    return {
+      name: error.name,
+      message: error.message,
+      ...(error.stack ? { stack: error.stack } : {}),
+    };
   }
   return { name: typeof error, message: String(error) };
 }

@@ -4,7 +4,8 @@
  */
 
 /** Task lifecycle events. Every submitted task yields exactly one of `finished`, `failed`, `cancelled`. */
-export type TaskEventType = 'submitted' | 'started' | 'retried' | 'finished' | 'failed' | 'cancelled';
+export type TaskEventType =
+  'submitted' | 'started' | 'retried' | 'finished' | 'failed' | 'cancelled';
 /** Worker lifecycle events (pools and clusters). */
 export type WorkerEventType = 'joined' | 'left' | 'crashed';
 

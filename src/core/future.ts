@@ -15,7 +15,7 @@ export interface FutureSource<T> {
 }
 
 /** The task record behind a weft future (undefined for foreign thenables). */
-// eslint-disable-next-line prefer-const -- assigned once, in WeftFuture's static block
+
 export let sourceOf: (future: unknown) => FutureSource<unknown> | undefined;
 
 export class WeftFuture<T> implements Future<T> {
@@ -65,4 +65,3 @@ export class WeftFuture<T> implements Future<T> {
 }
 
 Object.defineProperty(WeftFuture.prototype, futureSymbol, { value: true });
-

@@ -94,7 +94,8 @@ class TaskRecord implements FutureSource<unknown> {
   promise(): Promise<unknown> {
     if (!this.#promise) {
       if (this.status === 'finished') this.#promise = Promise.resolve(this.value);
-      else if (this.status === 'error' || this.status === 'cancelled') this.#promise = Promise.reject(this.value);
+      else if (this.status === 'error' || this.status === 'cancelled')
+        this.#promise = Promise.reject(this.value);
       else {
         this.#promise = new Promise((resolve, reject) => {
           this.#resolve = resolve;
@@ -106,7 +107,12 @@ class TaskRecord implements FutureSource<unknown> {
   }
 
   cancel(): boolean {
-    return this.scheduler.cancel(this, new TaskCancelledError(`Task '${this.name}' (key ${this.key}) was cancelled by Future.cancel().`));
+    return this.scheduler.cancel(
+      this,
+      new TaskCancelledError(
+        `Task '${this.name}' (key ${this.key}) was cancelled by Future.cancel().`,
+      ),
+    );
   }
 
   /** Settles once; returns false when already settled. */
@@ -164,7 +170,9 @@ export class Scheduler implements RuntimeHost {
 
   submit(fn: unknown, args: unknown[]): WeftFuture<unknown> {
     if (!this.#accepting) {
-      throw new ExecutorStateError(`${this.#label} is shutting down; submit tasks before calling shutdown(), or start it again.`);
+      throw new ExecutorStateError(
+        `${this.#label} is shutting down; submit tasks before calling shutdown(), or start it again.`,
+      );
     }
     if (typeof fn !== 'function') {
       throw new TaskDefinitionError(
@@ -174,7 +182,8 @@ export class Scheduler implements RuntimeHost {
     const definition = definitionOf(fn as AnyFunction);
     const ref = this.#refFor(definition, fn as AnyFunction);
     const boundary = this.#runtime.boundary;
-    if (boundary) for (let i = 0; i < args.length; i++) assertCrossable(args[i], `args[${i}]`, boundary);
+    if (boundary)
+      for (let i = 0; i < args.length; i++) assertCrossable(args[i], `args[${i}]`, boundary);
     this.#checkFeasible(definition);
 
     const record = new TaskRecord(this, definition, ref, args, this.#seq++);
@@ -215,10 +224,20 @@ export class Scheduler implements RuntimeHost {
     if (!this.#runtime.boundary) return undefined;
     if (definition.moduleUrl) {
       let ref = moduleRefs.get(definition);
-      if (!ref) moduleRefs.set(definition, (ref = { kind: 'module', moduleUrl: definition.moduleUrl, name: definition.options.name }));
+      if (!ref)
+        moduleRefs.set(
+          definition,
+          (ref = {
+            kind: 'module',
+            moduleUrl: definition.moduleUrl,
+            name: definition.options.name,
+          }),
+        );
       return ref;
     }
-    const label = isTask(fn) ? `Task '${definition.options.name}'` : `Function '${definition.options.name || 'anonymous'}'`;
+    const label = isTask(fn)
+      ? `Task '${definition.options.name}'`
+      : `Function '${definition.options.name || 'anonymous'}'`;
     const { source } = shippableSource(definition.fn, label);
     return { kind: 'source', source, name: definition.options.name };
   }
@@ -229,7 +248,10 @@ export class Scheduler implements RuntimeHost {
     for (const [key, need] of Object.entries(definition.options.resources)) {
       const have = offered[key];
       if (have === undefined || have < need) {
-        const offers = Object.entries(offered).map(([k, v]) => `${k}=${v}`).join(', ') || 'no resources';
+        const offers =
+          Object.entries(offered)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ') || 'no resources';
         throw new ResourceUnavailableError(
           `Task '${definition.options.name}' needs resource ${key}=${need}, but ${this.#label} offers ${have === undefined ? `no ${key}` : `${key}=${have}`} (it offers ${offers}), so it could never run. Pass resources: { ${key}: ${need} } to the executor, or lower the task's requirement.`,
         );
@@ -527,8 +549,18 @@ export class Scheduler implements RuntimeHost {
     }
   }
 
-  #emitTask(type: Parameters<EventHub['emit']>[0]['type'], record: TaskRecord, extra: object = {}): void {
-    this.#events.emit({ type, key: record.key, name: record.name, time: Date.now(), ...extra } as never);
+  #emitTask(
+    type: Parameters<EventHub['emit']>[0]['type'],
+    record: TaskRecord,
+    extra: object = {},
+  ): void {
+    this.#events.emit({
+      type,
+      key: record.key,
+      name: record.name,
+      time: Date.now(),
+      ...extra,
+    } as never);
   }
 
   // ---- shutdown ---------------------------------------------------------------------------
@@ -538,9 +570,16 @@ export class Scheduler implements RuntimeHost {
     this.#accepting = false;
     if (cancelPending) {
       // Queued tasks first, so cancelling a running one cannot let a queued one start.
-      const order = [...this.#outstanding].sort((a, b) => Number(a.where === 'running') - Number(b.where === 'running'));
+      const order = [...this.#outstanding].sort(
+        (a, b) => Number(a.where === 'running') - Number(b.where === 'running'),
+      );
       for (const record of order) {
-        this.cancel(record, new TaskCancelledError(`Task '${record.name}' (key ${record.key}) was cancelled because ${this.#label} shut down with cancelPending.`));
+        this.cancel(
+          record,
+          new TaskCancelledError(
+            `Task '${record.name}' (key ${record.key}) was cancelled because ${this.#label} shut down with cancelPending.`,
+          ),
+        );
       }
     }
     if (this.#outstanding.size === 0) return;
@@ -549,4 +588,3 @@ export class Scheduler implements RuntimeHost {
 }
 
 type AttemptOf = Attempt & { record: TaskRecord; reported: boolean };
-

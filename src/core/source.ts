@@ -42,7 +42,9 @@ function analyse(text: string, label: string): ShippedSource | TaskDefinitionErr
     );
   }
   if (/^class\b/.test(text)) {
-    return new TaskDefinitionError(`${label} is a class, not a function; submit a function that uses it.`);
+    return new TaskDefinitionError(
+      `${label} is a class, not a function; submit a function that uses it.`,
+    );
   }
   let source = text;
   let ast: Node;
@@ -59,11 +61,16 @@ function analyse(text: string, label: string): ShippedSource | TaskDefinitionErr
       );
     }
   }
-  const scopes = analyze(ast as never, { ecmaVersion: 2022 as never, sourceType: 'module' });
+  const scopes = analyze(ast as never, { ecmaVersion: 2022, sourceType: 'module' });
   const missing = new Set<string>();
   for (const ref of scopes.globalScope?.through ?? []) {
     const name = ref.identifier.name;
-    if (name in globalThis || (injectedHelpers as readonly string[]).includes(name) || name === 'require') continue;
+    if (
+      name in globalThis ||
+      (injectedHelpers as readonly string[]).includes(name) ||
+      name === 'require'
+    )
+      continue;
     missing.add(name);
   }
   if (missing.size > 0) {

@@ -53,7 +53,7 @@ export function task<F extends AnyFunction>(a: F | TaskOptions, b?: TaskOptions 
     );
   }
   const site = callerSite();
-  const resolved = resolveTaskOptions(fn, (options ?? {}) as TaskOptions, site);
+  const resolved = resolveTaskOptions(fn, options ?? {}, site);
   const definition: TaskDefinition = { fn, options: resolved, moduleUrl: site?.url };
   if (site) register(definition, site);
 
@@ -121,7 +121,9 @@ export function resolveTaskOptions(
   }
   if (!name) {
     // An anonymous function: name it after where it was defined, which is stable across workers.
-    name = site ? `task@${site.url.slice(site.url.lastIndexOf('/') + 1)}:${site.position}` : 'anonymous';
+    name = site
+      ? `task@${site.url.slice(site.url.lastIndexOf('/') + 1)}:${site.position}`
+      : 'anonymous';
   }
   const retries = options.retries ?? 0;
   if (!Number.isInteger(retries) || retries < 0) {
@@ -129,10 +131,15 @@ export function resolveTaskOptions(
   }
   const retryDelayMs = options.retryDelayMs ?? 0;
   if (typeof retryDelayMs !== 'number' || !Number.isFinite(retryDelayMs) || retryDelayMs < 0) {
-    fail(`retryDelayMs must be a non-negative number of milliseconds, got ${describeValue(options.retryDelayMs)}.`);
+    fail(
+      `retryDelayMs must be a non-negative number of milliseconds, got ${describeValue(options.retryDelayMs)}.`,
+    );
   }
   const timeoutMs = options.timeoutMs;
-  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs))) {
+  if (
+    timeoutMs !== undefined &&
+    (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs))
+  ) {
     fail(`timeoutMs must be a positive number of milliseconds, got ${describeValue(timeoutMs)}.`);
   }
   const priority = options.priority ?? 0;
@@ -160,7 +167,11 @@ export function resolveTaskOptions(
     resources[key] = amount;
   }
   if (options.resources !== undefined) {
-    if (typeof options.resources !== 'object' || options.resources === null || Array.isArray(options.resources)) {
+    if (
+      typeof options.resources !== 'object' ||
+      options.resources === null ||
+      Array.isArray(options.resources)
+    ) {
       fail(`resources must be an object like { GPU: 1 }, got ${describeValue(options.resources)}.`);
     }
     for (const [key, amount] of Object.entries(options.resources)) {
@@ -186,6 +197,7 @@ const ownFile = import.meta.url;
 
 /** The module and position that called `task()`, read from V8's structured stack. */
 function callerSite(): { url: string; position: string } | undefined {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- saved to be restored, never called
   const original = Error.prepareStackTrace;
   const holder: { stack?: NodeJS.CallSite[] } = {};
   try {
@@ -229,6 +241,9 @@ export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
-  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : `an object (${value.constructor?.name ?? 'null prototype'})`;
+  if (typeof value === 'object')
+    return Array.isArray(value)
+      ? 'an array'
+      : `an object (${value.constructor?.name ?? 'null prototype'})`;
   return `${typeof value} ${String(value)}`;
 }

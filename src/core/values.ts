@@ -43,7 +43,11 @@ export function collectFutures(value: unknown, found: Set<FutureLike>, depth = 0
 }
 
 /** A copy of `value` with every future replaced by `valueOf(future)`; containers without futures are kept by identity. */
-export function substituteFutures(value: unknown, valueOf: (f: FutureLike) => unknown, depth = 0): unknown {
+export function substituteFutures(
+  value: unknown,
+  valueOf: (f: FutureLike) => unknown,
+  depth = 0,
+): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (isFuture(value)) return valueOf(value);
   if (depth > 64) return value;
@@ -94,7 +98,13 @@ export function canCross(value: unknown, boundary: Boundary = 'process'): boolea
 
 const boundaryName = { thread: 'a worker thread', process: 'a child process' } as const;
 
-function check(value: unknown, path: string, boundary: Boundary, seen: Set<object>, _: () => void): void {
+function check(
+  value: unknown,
+  path: string,
+  boundary: Boundary,
+  seen: Set<object>,
+  _: () => void,
+): void {
   switch (typeof value) {
     case 'string':
     case 'number':
@@ -103,7 +113,12 @@ function check(value: unknown, path: string, boundary: Boundary, seen: Set<objec
     case 'undefined':
       return;
     case 'function':
-      throw fail(path, boundary, `a function (${value.name || 'anonymous'})`, 'Functions cannot be sent; define the work as a task() and pass data to it.');
+      throw fail(
+        path,
+        boundary,
+        `a function (${value.name || 'anonymous'})`,
+        'Functions cannot be sent; define the work as a task() and pass data to it.',
+      );
     case 'symbol':
       throw fail(path, boundary, 'a symbol', 'Pass a string instead.');
   }
@@ -112,18 +127,44 @@ function check(value: unknown, path: string, boundary: Boundary, seen: Set<objec
   if (isFuture(object)) return;
   seen.add(object);
   if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) return;
-  if (object instanceof Date || object instanceof RegExp || object instanceof Boolean || object instanceof Number || object instanceof String) return;
+  if (
+    object instanceof Date ||
+    object instanceof RegExp ||
+    object instanceof Boolean ||
+    object instanceof Number ||
+    object instanceof String
+  )
+    return;
   if (typeof SharedArrayBuffer !== 'undefined' && object instanceof SharedArrayBuffer) {
     if (boundary === 'process') {
-      throw fail(path, boundary, 'a SharedArrayBuffer', 'Shared memory exists only between threads of one process; use the threads scheduler or pass a copy (new Uint8Array(sab).slice()).');
+      throw fail(
+        path,
+        boundary,
+        'a SharedArrayBuffer',
+        'Shared memory exists only between threads of one process; use the threads scheduler or pass a copy (new Uint8Array(sab).slice()).',
+      );
     }
     return;
   }
   if (object instanceof Promise) {
-    throw fail(path, boundary, 'a Promise', 'Await it first, or pass a weft Future (it becomes a dependency).');
+    throw fail(
+      path,
+      boundary,
+      'a Promise',
+      'Await it first, or pass a weft Future (it becomes a dependency).',
+    );
   }
-  if (object instanceof WeakMap || object instanceof WeakSet || (typeof WeakRef !== 'undefined' && object instanceof WeakRef)) {
-    throw fail(path, boundary, `a ${object.constructor.name}`, 'Weak collections cannot be copied; pass a Map or Set.');
+  if (
+    object instanceof WeakMap ||
+    object instanceof WeakSet ||
+    (typeof WeakRef !== 'undefined' && object instanceof WeakRef)
+  ) {
+    throw fail(
+      path,
+      boundary,
+      `a ${object.constructor.name}`,
+      'Weak collections cannot be copied; pass a Map or Set.',
+    );
   }
   if (object instanceof Map) {
     for (const [k, v] of object) {
@@ -146,17 +187,30 @@ function check(value: unknown, path: string, boundary: Boundary, seen: Set<objec
   }
   // Plain objects and class instances: structured clone copies own enumerable properties.
   for (const key of Object.keys(object)) {
-    check((object as Record<string, unknown>)[key], `${path}${describeProperty(key)}`, boundary, seen, _);
+    check(
+      (object as Record<string, unknown>)[key],
+      `${path}${describeProperty(key)}`,
+      boundary,
+      seen,
+      _,
+    );
   }
   if (!isPlainObject(object) && Object.keys(object).length === 0 && hasHostSlots(object)) {
-    throw fail(path, boundary, `an instance of ${object.constructor?.name ?? 'a host class'}`, 'It is tied to this thread; pass the data it holds instead.');
+    throw fail(
+      path,
+      boundary,
+      `an instance of ${object.constructor?.name ?? 'a host class'}`,
+      'It is tied to this thread; pass the data it holds instead.',
+    );
   }
 }
 
 /** Objects of Node host classes (sockets, handles, ports) that structured clone refuses. */
 function hasHostSlots(object: object): boolean {
   const name = (object as { constructor?: { name?: string } }).constructor?.name ?? '';
-  return /^(MessagePort|Worker|Socket|Server|ChildProcess|FileHandle|KeyObject|CryptoKey)$/.test(name);
+  return /^(MessagePort|Worker|Socket|Server|ChildProcess|FileHandle|KeyObject|CryptoKey)$/.test(
+    name,
+  );
 }
 
 function fail(path: string, boundary: Boundary, what: string, fix: string): SerializationError {
@@ -173,5 +227,9 @@ function describeProperty(key: string): string {
 }
 
 function describeKey(key: unknown): string {
-  return typeof key === 'string' ? JSON.stringify(key) : typeof key === 'object' ? '{…}' : String(key);
+  return typeof key === 'string'
+    ? JSON.stringify(key)
+    : typeof key === 'object'
+      ? '{…}'
+      : String(key);
 }

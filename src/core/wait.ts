@@ -23,7 +23,12 @@ function isUnmapped(value: unknown): value is Unmapped<unknown> {
 export function zipMapArguments(fnName: string, iterables: unknown[]): unknown[][] {
   const columns: (unknown[] | Unmapped<unknown>)[] = iterables.map((item, i) => {
     if (isUnmapped(item)) return item;
-    if (item === null || item === undefined || typeof (item as Iterable<unknown>)[Symbol.iterator] !== 'function' || typeof item === 'string') {
+    if (
+      item === null ||
+      item === undefined ||
+      typeof (item as Iterable<unknown>)[Symbol.iterator] !== 'function' ||
+      typeof item === 'string'
+    ) {
       throw new TaskDefinitionError(
         `map(${fnName}, ...): argument ${i + 1} is ${item === null ? 'null' : typeof item === 'string' ? 'a string' : typeof item}, not an iterable. Pass an array (or any iterable) per parameter, or wrap a value that every call should get in unmapped(value).`,
       );
@@ -40,7 +45,7 @@ export function zipMapArguments(fnName: string, iterables: unknown[]): unknown[]
   }
   const calls: unknown[][] = new Array<unknown[]>(n);
   for (let i = 0; i < n; i++) {
-    calls[i] = columns.map((c) => (Array.isArray(c) ? c[i] : (c as Unmapped<unknown>).value));
+    calls[i] = columns.map((c) => (Array.isArray(c) ? c[i] : c.value));
   }
   return calls;
 }
@@ -54,7 +59,7 @@ export async function waitFor<T>(value: T): Promise<Resolved<T>> {
   const found = new Set<FutureLike>();
   if (!collectFutures(value, found)) return value as Resolved<T>;
   const futures = [...found];
-  const values = await Promise.all(futures.map((f) => (f as unknown as PromiseLike<unknown>)));
+  const values = await Promise.all(futures.map((f) => f as unknown as PromiseLike<unknown>));
   const byFuture = new Map<FutureLike, unknown>();
   futures.forEach((f, i) => byFuture.set(f, values[i]));
   return substituteFutures(value, (f) => byFuture.get(f)) as Resolved<T>;
@@ -66,8 +71,10 @@ export async function waitFor<T>(value: T): Promise<Resolved<T>> {
  * not end the loop: await it (or call `result()`) to get its value or error.
  */
 export function asCompleted<T>(futures: Iterable<Future<T>>): AsyncIterable<Future<T>> {
-  if (futures === null || futures === undefined || typeof (futures as Iterable<Future<T>>)[Symbol.iterator] !== 'function') {
-    throw new ConfigurationError(`asCompleted() needs an iterable of futures, got ${String(futures)}.`);
+  if (futures === null || futures === undefined || typeof futures[Symbol.iterator] !== 'function') {
+    throw new ConfigurationError(
+      `asCompleted() needs an iterable of futures, got ${String(futures)}.`,
+    );
   }
   const all = [...futures];
   return {

@@ -143,9 +143,11 @@ export abstract class BaseExecutor implements Executor {
     })();
     const done = this.#shutdown;
     // After shutdown the executor may be started again.
-    void done.finally(() => {
-      if (this.#shutdown === done) this.#shutdown = undefined;
-    }).catch(() => undefined);
+    void done
+      .finally(() => {
+        if (this.#shutdown === done) this.#shutdown = undefined;
+      })
+      .catch(() => undefined);
     return done;
   }
 
@@ -159,7 +161,10 @@ export abstract class BaseExecutor implements Executor {
    * arrays and plain objects: the task starts when they have finished and receives their values.
    * Throws (rather than rejecting) for what is wrong at call time.
    */
-  submit<F extends AnyFunction>(fn: F | Task<F>, ...args: MaybeFutures<Parameters<F>>): Future<Awaited<ReturnType<F>>> {
+  submit<F extends AnyFunction>(
+    fn: F | Task<F>,
+    ...args: MaybeFutures<Parameters<F>>
+  ): Future<Awaited<ReturnType<F>>> {
     return this.#active('submit').submit(fn, args as unknown[]) as Future<Awaited<ReturnType<F>>>;
   }
 
@@ -167,7 +172,10 @@ export abstract class BaseExecutor implements Executor {
    * Calls `fn(a[i], b[i], ...)` for every index i of the iterables, which must be equally long;
    * `unmapped(x)` passes `x` to every call. Elements may be futures. Returns one future per call.
    */
-  map<F extends AnyFunction>(fn: F | Task<F>, ...iterables: Mappable<Parameters<F>>): Future<Awaited<ReturnType<F>>>[] {
+  map<F extends AnyFunction>(
+    fn: F | Task<F>,
+    ...iterables: Mappable<Parameters<F>>
+  ): Future<Awaited<ReturnType<F>>>[] {
     const scheduler = this.#active('map');
     const name = typeof fn === 'function' ? fn.name || 'fn' : String(fn);
     const calls = zipMapArguments(name, iterables as unknown[]);
@@ -183,7 +191,9 @@ export abstract class BaseExecutor implements Executor {
   #active(method: string): Scheduler {
     const scheduler = this.#scheduler;
     if (!scheduler || this.#shutdown) {
-      const why = this.#shutdown ? 'it is shutting down or was shut down' : 'it has not been started';
+      const why = this.#shutdown
+        ? 'it is shutting down or was shut down'
+        : 'it has not been started';
       throw new ExecutorStateError(
         `${method}() was called on ${this.label}, but ${why}. Call \`await executor.start()\` first (or use executor.start(async (ex) => ...)).`,
       );

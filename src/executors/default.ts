@@ -21,7 +21,10 @@ export function defaultExecutor(): Executor {
     case 'synchronous':
     case 'threads':
     case 'processes':
-      return new LocalPoolExecutor({ scheduler: config.executor, ...(config.workers ? { workers: config.workers } : {}) });
+      return new LocalPoolExecutor({
+        scheduler: config.executor,
+        ...(config.workers ? { workers: config.workers } : {}),
+      });
     case 'distributed':
       throw new ConfigurationError(
         'WEFT_EXECUTOR=distributed needs the distributed executor, which this build of weft does not include yet. Use local, synchronous, threads or processes.',

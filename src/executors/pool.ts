@@ -27,7 +27,11 @@ export interface LocalPoolExecutorOptions {
   /** Milliseconds a cancelled or timed-out task may ignore its AbortSignal before its worker is stopped (default 1000). */
   graceMs?: number;
   /** Per-worker memory limits; a worker that exceeds them dies and its task fails with `WorkerCrashedError`. */
-  resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
+  resourceLimits?: {
+    maxOldGenerationSizeMb?: number;
+    maxYoungGenerationSizeMb?: number;
+    stackSizeMb?: number;
+  };
   /** Serve a live dashboard on 127.0.0.1 while started; `{ port, host }` to choose where. */
   dashboard?: DashboardOption;
 }
@@ -53,7 +57,9 @@ export class LocalPoolExecutor extends BaseExecutor {
   /** Validates the options (throws `ConfigurationError`); acquires nothing until `start()`. */
   constructor(options: LocalPoolExecutorOptions = {}) {
     if (typeof options !== 'object' || options === null) {
-      throw new ConfigurationError(`LocalPoolExecutor options must be an object, got ${String(options)}.`);
+      throw new ConfigurationError(
+        `LocalPoolExecutor options must be an object, got ${String(options)}.`,
+      );
     }
     super(options);
     const scheduler = options.scheduler ?? 'threads';
@@ -63,18 +69,25 @@ export class LocalPoolExecutor extends BaseExecutor {
       );
     }
     this.#scheduler = scheduler;
-    this.#workers = options.workers === undefined ? undefined : parseWorkers(options.workers, 'LocalPoolExecutor workers');
+    this.#workers =
+      options.workers === undefined
+        ? undefined
+        : parseWorkers(options.workers, 'LocalPoolExecutor workers');
     this.#resources = parseResources(options.resources, 'LocalPoolExecutor resources');
     const graceMs = options.graceMs ?? 1000;
     if (typeof graceMs !== 'number' || !Number.isFinite(graceMs) || graceMs < 0) {
-      throw new ConfigurationError(`LocalPoolExecutor graceMs must be a non-negative number of milliseconds, got ${String(graceMs)}.`);
+      throw new ConfigurationError(
+        `LocalPoolExecutor graceMs must be a non-negative number of milliseconds, got ${String(graceMs)}.`,
+      );
     }
     this.#graceMs = graceMs;
     const limits = options.resourceLimits;
     if (limits !== undefined) {
       for (const [key, value] of Object.entries(limits)) {
         if (value !== undefined && (typeof value !== 'number' || !(value > 0))) {
-          throw new ConfigurationError(`LocalPoolExecutor resourceLimits.${key} must be a positive number of MiB, got ${String(value)}.`);
+          throw new ConfigurationError(
+            `LocalPoolExecutor resourceLimits.${key} must be a positive number of MiB, got ${String(value)}.`,
+          );
         }
       }
     }

@@ -32,7 +32,8 @@ export type WireResult =
   | { id: number; ok: false; error: ErrorEnvelope }
   | { id: number; ok: false; aborted: true };
 
-export type ToWorker = { t: 'run'; tasks: WireTask[] } | { t: 'abort'; id: number; reason: ErrorEnvelope };
+export type ToWorker =
+  { t: 'run'; tasks: WireTask[] } | { t: 'abort'; id: number; reason: ErrorEnvelope };
 
 export type FromWorker =
   | { t: 'ready'; pid: number }

@@ -46,8 +46,11 @@ function loaderFlags(): string[] {
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    if (!['--import', '--require', '-r', '--loader', '--experimental-loader'].includes(flag)) continue;
+    const [flag, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
+    if (!['--import', '--require', '-r', '--loader', '--experimental-loader'].includes(flag))
+      continue;
     const value = inline ?? argv[i + 1];
     if (inline === undefined) i++;
     if (value && /tsx/.test(value)) flags.push(`${flag}=${value}`);
@@ -55,17 +58,30 @@ function loaderFlags(): string[] {
   return flags;
 }
 
-export function spawnWorker(kind: Scheduler, setup: WorkerSetup, options: SpawnOptions, on: TransportEvents): WorkerTransport {
+export function spawnWorker(
+  kind: Scheduler,
+  setup: WorkerSetup,
+  options: SpawnOptions,
+  on: TransportEvents,
+): WorkerTransport {
   return kind === 'threads' ? spawnThread(setup, options, on) : spawnProcess(setup, options, on);
 }
 
-function spawnThread(setup: WorkerSetup, options: SpawnOptions, on: TransportEvents): WorkerTransport {
+function spawnThread(
+  setup: WorkerSetup,
+  options: SpawnOptions,
+  on: TransportEvents,
+): WorkerTransport {
   const worker = new Worker(entry, {
     workerData: setup,
     execArgv: loaderFlags(),
     resourceLimits: {
-      ...(options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : {}),
-      ...(options.maxYoungGenerationSizeMb ? { maxYoungGenerationSizeMb: options.maxYoungGenerationSizeMb } : {}),
+      ...(options.maxOldGenerationSizeMb
+        ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb }
+        : {}),
+      ...(options.maxYoungGenerationSizeMb
+        ? { maxYoungGenerationSizeMb: options.maxYoungGenerationSizeMb }
+        : {}),
       ...(options.stackSizeMb ? { stackSizeMb: options.stackSizeMb } : {}),
     },
   });
@@ -84,10 +100,18 @@ function spawnThread(setup: WorkerSetup, options: SpawnOptions, on: TransportEve
   };
 }
 
-function spawnProcess(setup: WorkerSetup, options: SpawnOptions, on: TransportEvents): WorkerTransport {
+function spawnProcess(
+  setup: WorkerSetup,
+  options: SpawnOptions,
+  on: TransportEvents,
+): WorkerTransport {
   const execArgv = loaderFlags();
-  if (options.maxOldGenerationSizeMb) execArgv.push(`--max-old-space-size=${options.maxOldGenerationSizeMb}`);
-  if (options.maxYoungGenerationSizeMb) execArgv.push(`--max-semi-space-size=${Math.max(1, Math.round(options.maxYoungGenerationSizeMb / 3))}`);
+  if (options.maxOldGenerationSizeMb)
+    execArgv.push(`--max-old-space-size=${options.maxOldGenerationSizeMb}`);
+  if (options.maxYoungGenerationSizeMb)
+    execArgv.push(
+      `--max-semi-space-size=${Math.max(1, Math.round(options.maxYoungGenerationSizeMb / 3))}`,
+    );
   if (options.stackSizeMb) execArgv.push(`--stack-size=${Math.round(options.stackSizeMb * 1024)}`);
   // 'advanced' serialization is v8's structured clone: Map, Set, Date, BigInt and typed arrays
   // cross intact, as they do to a thread.

@@ -71,7 +71,7 @@ function importModule(url: string): Promise<unknown> {
 async function importTypeScript(url: string): Promise<unknown> {
   let api: { tsImport: (specifier: string, parent: string) => Promise<unknown> };
   try {
-    api = (await import('tsx/esm/api')) as typeof api;
+    api = await import('tsx/esm/api');
   } catch (cause) {
     throw new TaskDefinitionError(
       `The task module ${displayModule(url)} is TypeScript, and workers load TypeScript through tsx, which is not installed. Install it (npm i -D tsx), or compile the module to JavaScript.`,
@@ -87,7 +87,10 @@ const keepName = (fn: unknown): unknown => fn;
 function evaluateSource(source: string): AnyFunction {
   // The source was checked for free variables in the caller; `require` (resolved from the working
   // directory) and esbuild's `__name` helper are the only names provided here.
-  const factory = new Function('__name', 'require', `return (${source});`) as (...a: unknown[]) => unknown;
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- evaluating shipped source is the feature
+  const factory = new Function('__name', 'require', `return (${source});`) as (
+    ...a: unknown[]
+  ) => unknown;
   const fn = factory(keepName, sourceRequire);
   if (typeof fn !== 'function') {
     throw new TaskDefinitionError('The shipped source did not evaluate to a function.');
@@ -120,7 +123,10 @@ function flush(started?: number): void {
       try {
         send({ t: 'batch', done: [result] });
       } catch (cause) {
-        send({ t: 'batch', done: [{ id: result.id, ok: false, error: toEnvelope(cause, crosses) }] });
+        send({
+          t: 'batch',
+          done: [{ id: result.id, ok: false, error: toEnvelope(cause, crosses) }],
+        });
       }
     }
     if (started !== undefined) send({ t: 'batch', done: [], started });
@@ -141,14 +147,19 @@ function success(task: WireTask, value: unknown): WireResult {
   try {
     assertCrossable(value, 'result', boundary);
   } catch (error) {
-    (error as Error).message = `Task ${task.key} returned a value that cannot be sent back: ${(error as Error).message}`;
+    (error as Error).message =
+      `Task ${task.key} returned a value that cannot be sent back: ${(error as Error).message}`;
     return failure(task, error);
   }
   return { id: task.id, ok: true, value };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
 }
 
 /** Runs queued tasks one at a time; synchronous ones back to back without yielding. */
@@ -181,7 +192,7 @@ async function drain(): Promise<void> {
       let result: unknown;
       let threw = false;
       try {
-        result = runInTaskContext(context, () => (fn as AnyFunction)(...task.args));
+        result = runInTaskContext(context, () => fn(...task.args));
       } catch (error) {
         threw = true;
         result = error;

@@ -77,7 +77,10 @@ export class InlineRuntime implements Runtime {
     if (!slot || slot.done) return;
     controllerOf(slot).abort(reason);
     if (slot.done) return;
-    slot.graceTimer = setTimeout(() => this.#end(attempt, slot, { ok: false, error: reason }), graceMs);
+    slot.graceTimer = setTimeout(
+      () => this.#end(attempt, slot, { ok: false, error: reason }),
+      graceMs,
+    );
     slot.graceTimer.unref();
   }
 

@@ -14,12 +14,23 @@
  * durations (about 1 ms of queued work; one task at a time for long tasks), so tiny tasks travel
  * in batches while long ones stay balanced across workers and priorities keep their meaning.
  */
-import { TaskCancelledError, WorkerCrashedError, fromEnvelope, toEnvelope, type ErrorEnvelope } from '../../core/errors.js';
+import {
+  TaskCancelledError,
+  WorkerCrashedError,
+  fromEnvelope,
+  toEnvelope,
+  type ErrorEnvelope,
+} from '../../core/errors.js';
 import type { Attempt, Outcome, Runtime, RuntimeHost } from '../../core/runtime.js';
 import type { Boundary } from '../../core/values.js';
 import { canCross } from '../../core/values.js';
 import type { FromWorker, WireTask } from '../protocol.js';
-import { spawnWorker, type Scheduler, type SpawnOptions, type WorkerTransport } from '../transports.js';
+import {
+  spawnWorker,
+  type Scheduler,
+  type SpawnOptions,
+  type WorkerTransport,
+} from '../transports.js';
 
 export interface WorkerPoolOptions extends SpawnOptions {
   scheduler: Scheduler;
@@ -84,7 +95,16 @@ export class WorkerPoolRuntime implements Runtime {
     for (let i = 0; i < this.#options.workers; i++) this.#spawn();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new WorkerCrashedError(`The ${this.#options.scheduler} pool's workers did not start within ${startTimeoutMs / 1000} s.`, {})), startTimeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new WorkerCrashedError(
+              `The ${this.#options.scheduler} pool's workers did not start within ${startTimeoutMs / 1000} s.`,
+              {},
+            ),
+          ),
+        startTimeoutMs,
+      );
     });
     try {
       await Promise.race([Promise.all(this.#workers.map((w) => w.ready)), timeout]);
@@ -97,7 +117,8 @@ export class WorkerPoolRuntime implements Runtime {
     if (this.#broken) return Number.MAX_SAFE_INTEGER;
     const depth = this.#depth();
     let free = 0;
-    for (const w of this.#workers) if (w.state !== 'dead') free += Math.max(0, this.#depthFor(w, depth) - w.queue.length);
+    for (const w of this.#workers)
+      if (w.state !== 'dead') free += Math.max(0, this.#depthFor(w, depth) - w.queue.length);
     return free;
   }
 
@@ -174,7 +195,11 @@ export class WorkerPoolRuntime implements Runtime {
       if (index === 0) this.#headChanged(worker);
       return;
     }
-    worker.transport.send({ t: 'abort', id: attempt.id, reason: toEnvelope(reason, (v) => canCross(v, this.boundary)) });
+    worker.transport.send({
+      t: 'abort',
+      id: attempt.id,
+      reason: toEnvelope(reason, (v) => canCross(v, this.boundary)),
+    });
     if (index === 0) {
       slot.graceTimer = setTimeout(() => {
         if (worker.queue[0] === attempt && worker.state !== 'dead') {
@@ -229,11 +254,16 @@ export class WorkerPoolRuntime implements Runtime {
       markReady,
       failStart,
     };
-    worker.transport = spawnWorker(this.#options.scheduler, { name, boundary: this.boundary }, this.#options, {
-      message: (m) => this.#onMessage(worker, m),
-      error: (e) => (worker.lastError = e),
-      exit: (code, signal) => this.#onExit(worker, code, signal),
-    });
+    worker.transport = spawnWorker(
+      this.#options.scheduler,
+      { name, boundary: this.boundary },
+      this.#options,
+      {
+        message: (m) => this.#onMessage(worker, m),
+        error: (e) => (worker.lastError = e),
+        exit: (code, signal) => this.#onExit(worker, code, signal),
+      },
+    );
     worker.pid = worker.transport.pid;
     this.#workers.push(worker);
     return worker;
@@ -250,7 +280,12 @@ export class WorkerPoolRuntime implements Runtime {
           worker.referenced = false;
           worker.transport.unref();
         }
-        this.#host?.workerEvent({ type: 'joined', worker: worker.name, time: Date.now(), pid: message.pid });
+        this.#host?.workerEvent({
+          type: 'joined',
+          worker: worker.name,
+          time: Date.now(),
+          pid: message.pid,
+        });
         this.#host?.capacityAvailable();
         return;
       case 'fatal':
@@ -274,7 +309,11 @@ export class WorkerPoolRuntime implements Runtime {
       if (slot.graceTimer) clearTimeout(slot.graceTimer);
       let outcome: Outcome;
       if (result.ok) outcome = { ok: true, value: result.value };
-      else if ('aborted' in result) outcome = { ok: false, error: slot.aborted ?? new TaskCancelledError('The task was aborted.') };
+      else if ('aborted' in result)
+        outcome = {
+          ok: false,
+          error: slot.aborted ?? new TaskCancelledError('The task was aborted.'),
+        };
       else outcome = { ok: false, error: fromEnvelope(result.error) };
       if (index === 0) {
         const now = performance.now();
@@ -288,7 +327,11 @@ export class WorkerPoolRuntime implements Runtime {
         host.settled(attempt, outcome);
       }
     }
-    if (message.started !== undefined && worker.queue[0]?.id === message.started && !worker.headStarted) {
+    if (
+      message.started !== undefined &&
+      worker.queue[0]?.id === message.started &&
+      !worker.headStarted
+    ) {
       worker.headStarted = true;
       worker.headSince = performance.now();
       host.started(worker.queue[0], worker.name);
@@ -317,7 +360,13 @@ export class WorkerPoolRuntime implements Runtime {
     const intentional = worker.stopping;
     const crash = intentional ? undefined : this.#crashError(worker, code, signal);
     if (!wasReady) {
-      const error = crash ?? new WorkerCrashedError(`Worker ${worker.name} stopped before it was ready.`, { exitCode: code, signal, worker: worker.name });
+      const error =
+        crash ??
+        new WorkerCrashedError(`Worker ${worker.name} stopped before it was ready.`, {
+          exitCode: code,
+          signal,
+          worker: worker.name,
+        });
       worker.failStart(error);
       if (!intentional && ++this.#bootstrapFailures >= maxBootstrapFailures) {
         this.#broken = new WorkerCrashedError(
@@ -328,9 +377,25 @@ export class WorkerPoolRuntime implements Runtime {
       }
     }
     if (intentional) {
-      host.workerEvent({ type: 'left', worker: worker.name, time: Date.now(), pid: worker.pid, exitCode: code, signal, reason: intentional.message });
+      host.workerEvent({
+        type: 'left',
+        worker: worker.name,
+        time: Date.now(),
+        pid: worker.pid,
+        exitCode: code,
+        signal,
+        reason: intentional.message,
+      });
     } else {
-      host.workerEvent({ type: 'crashed', worker: worker.name, time: Date.now(), pid: worker.pid, exitCode: code, signal, reason: crash!.message });
+      host.workerEvent({
+        type: 'crashed',
+        worker: worker.name,
+        time: Date.now(),
+        pid: worker.pid,
+        exitCode: code,
+        signal,
+        reason: crash!.message,
+      });
     }
     this.#release(worker, crash, intentional);
     if (!this.#closing) {
@@ -344,7 +409,11 @@ export class WorkerPoolRuntime implements Runtime {
   }
 
   /** Settles or requeues everything a gone worker held. */
-  #release(worker: PoolWorker, crash: WorkerCrashedError | null | undefined, intentional: Error | null | undefined): void {
+  #release(
+    worker: PoolWorker,
+    crash: WorkerCrashedError | null | undefined,
+    intentional: Error | null | undefined,
+  ): void {
     const host = this.#host!;
     const queue = worker.queue;
     worker.queue = [];
@@ -364,13 +433,17 @@ export class WorkerPoolRuntime implements Runtime {
     });
   }
 
-  #crashError(worker: PoolWorker, code: number | null, signal: NodeJS.Signals | null): WorkerCrashedError {
+  #crashError(
+    worker: PoolWorker,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+  ): WorkerCrashedError {
     const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
     const pid = this.#options.scheduler === 'processes' && worker.pid ? ` (pid ${worker.pid})` : '';
     let why = '';
     let cause: unknown;
     const limit = this.#options.maxOldGenerationSizeMb;
-    if ((worker.lastError as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    if (worker.lastError?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
       why = ` because it ran out of memory (resourceLimits.maxOldGenerationSizeMb ${limit ?? 'default'}); raise the limit or make the task use less memory`;
       cause = worker.lastError;
     } else if (limit && (signal === 'SIGABRT' || code === 134)) {
@@ -382,11 +455,19 @@ export class WorkerPoolRuntime implements Runtime {
       cause = worker.lastError;
       why = ` after an error (${worker.lastError.message})`;
     }
-    return new WorkerCrashedError(`Worker ${worker.name}${pid} ${how}${why}.`, { exitCode: code, signal, worker: worker.name }, cause === undefined ? undefined : { cause });
+    return new WorkerCrashedError(
+      `Worker ${worker.name}${pid} ${how}${why}.`,
+      { exitCode: code, signal, worker: worker.name },
+      cause === undefined ? undefined : { cause },
+    );
   }
 
   #blame(crash: WorkerCrashedError, attempt: Attempt): WorkerCrashedError {
     const message = `${crash.message.slice(0, -1)} while running task '${attempt.name}' (key ${attempt.key}, attempt ${attempt.number}). The pool replaced the worker; other tasks were not affected. If the task exits the process or crashes natively, fix it; give it retries to run it again.`;
-    return new WorkerCrashedError(message, { exitCode: crash.exitCode, signal: crash.signal, worker: crash.worker }, crash.cause === undefined ? undefined : { cause: crash.cause });
+    return new WorkerCrashedError(
+      message,
+      { exitCode: crash.exitCode, signal: crash.signal, worker: crash.worker },
+      crash.cause === undefined ? undefined : { cause: crash.cause },
+    );
   }
 }
