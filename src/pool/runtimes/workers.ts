@@ -52,7 +52,7 @@ interface PoolWorker {
   /** Set when weft stops the worker on purpose (a task ignored its abort signal, or close). */
   stopping: Error | undefined;
   fatal: ErrorEnvelope | undefined;
-  lastError: Error | undefined;
+  lastError: NodeJS.ErrnoException | undefined;
   ready: Promise<void>;
   markReady: () => void;
   failStart: (error: Error) => void;
