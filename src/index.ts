@@ -9,6 +9,10 @@ export { unmapped, asCompleted } from './core/wait.js';
 export { LocalExecutor } from './executors/local.js';
 export { LocalPoolExecutor } from './executors/pool.js';
 export type { LocalPoolExecutorOptions } from './executors/pool.js';
+export { DistributedExecutor } from './executors/distributed.js';
+export type { DistributedExecutorOptions } from './executors/distributed.js';
+export { startClusterWorker } from './distributed/worker.js';
+export type { ClusterWorkerOptions, ClusterWorkerHandle } from './distributed/worker.js';
 export { defaultExecutor } from './executors/default.js';
 export { progress } from './progress/progress.js';
 export {

@@ -9,7 +9,13 @@ import type { WorkerEvent } from './events.js';
 
 /** How a task reaches a worker: by module and name, or by source. */
 export type TaskRef =
-  | { kind: 'module'; moduleUrl: string; name: string }
+  | {
+      kind: 'module';
+      moduleUrl: string;
+      name: string;
+      /** The module's path relative to its project (nearest package.json), for remote workers. */
+      projectPath?: string;
+    }
   | { kind: 'source'; source: string; name: string };
 
 /** One attempt of one task, as handed to a runtime. */

@@ -17,7 +17,7 @@ import { WeftFuture, sourceOf, type FutureSource } from './future.js';
 import { ReadyQueue } from './ready-queue.js';
 import type { Attempt, Outcome, Runtime, RuntimeHost, TaskRef } from './runtime.js';
 import { shippableSource } from './source.js';
-import { definitionOf, describeValue, isTask, type TaskDefinition } from './task.js';
+import { definitionOf, describeValue, isTask, projectPathOf, type TaskDefinition } from './task.js';
 import type { AnyFunction, FutureStatus } from './types.js';
 import { assertCrossable, collectFutures, substituteFutures, type FutureLike } from './values.js';
 
@@ -26,6 +26,8 @@ export interface SchedulerOptions {
   events: EventHub;
   /** Totals the executor offers; undefined: resources are not limited. */
   resources: Readonly<Record<string, number>> | undefined;
+  /** Extra check at submit (e.g. a cluster: can any worker ever offer this?); throws to refuse. */
+  checkTask?: ((definition: TaskDefinition) => void) | undefined;
   /** How long an aborted task may ignore its signal before its worker is stopped. */
   graceMs: number;
   /** Names the executor in messages, e.g. `LocalPoolExecutor (threads)`. */
@@ -141,6 +143,7 @@ export class Scheduler implements RuntimeHost {
   readonly #available: Record<string, number>;
   readonly #graceMs: number;
   readonly #label: string;
+  readonly #checkTask: ((definition: TaskDefinition) => void) | undefined;
   readonly #ready = new ReadyQueue<TaskRecord>();
   /** Ready tasks whose resources are taken; they go back to the ready queue when some free up. */
   #blocked: TaskRecord[] = [];
@@ -159,6 +162,7 @@ export class Scheduler implements RuntimeHost {
     this.#available = { ...(options.resources ?? {}) };
     this.#graceMs = options.graceMs;
     this.#label = options.label;
+    this.#checkTask = options.checkTask;
   }
 
   /** Number of tasks not yet settled. */
@@ -185,6 +189,7 @@ export class Scheduler implements RuntimeHost {
     if (boundary)
       for (let i = 0; i < args.length; i++) assertCrossable(args[i], `args[${i}]`, boundary);
     this.#checkFeasible(definition);
+    this.#checkTask?.(definition);
 
     const record = new TaskRecord(this, definition, ref, args, this.#seq++);
     this.#outstanding.add(record);

@@ -3,7 +3,8 @@
  * a child process or a remote worker can import that module and find the same task by name.
  */
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { isAbsolute } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { TaskDefinitionError } from './errors.js';
 import type { AnyFunction, ResolvedTaskOptions, Task, TaskOptions } from './types.js';
 
@@ -246,4 +247,27 @@ export function describeValue(value: unknown): string {
       ? 'an array'
       : `an object (${value.constructor?.name ?? 'null prototype'})`;
   return `${typeof value} ${String(value)}`;
+}
+
+/** The nearest directory at or above `from` holding a package.json (else `from`). */
+export function projectRoot(from: string): string {
+  let dir = resolve(from);
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return resolve(from);
+    dir = parent;
+  }
+}
+
+/** A module's path relative to its project, so a worker in another checkout can find it. */
+export function projectPathOf(moduleUrl: string): string | undefined {
+  try {
+    const file = fileURLToPath(moduleUrl);
+    return relative(projectRoot(dirname(file)), file)
+      .split('\\')
+      .join('/');
+  } catch {
+    return undefined;
+  }
 }

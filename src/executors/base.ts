@@ -5,6 +5,7 @@
 import { ExecutorStateError } from '../core/errors.js';
 import { EventHub, type ExecutorEvents } from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
+import type { TaskDefinition } from '../core/task.js';
 import { Scheduler } from '../core/scheduler.js';
 import type {
   AnyFunction,
@@ -32,6 +33,8 @@ export interface EngineSettings {
   runtime: Runtime;
   resources: Readonly<Record<string, number>> | undefined;
   graceMs: number;
+  /** Extra check at submit; throws to refuse the task. */
+  checkTask?: (definition: TaskDefinition) => void;
 }
 
 export abstract class BaseExecutor implements Executor {
@@ -99,6 +102,7 @@ export abstract class BaseExecutor implements Executor {
       resources: engine.resources,
       graceMs: engine.graceMs,
       label: this.label,
+      checkTask: engine.checkTask,
     });
     try {
       await engine.runtime.start(scheduler);

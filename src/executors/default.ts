@@ -1,15 +1,15 @@
 /**
  * `defaultExecutor()`: the executor configuration asks for.
  */
-import { ConfigurationError } from '../core/errors.js';
 import { readEnvironment } from '../core/config.js';
 import type { Executor } from '../core/types.js';
 import { LocalExecutor } from './local.js';
 import { LocalPoolExecutor } from './pool.js';
+import { DistributedExecutor } from './distributed.js';
 
 /**
  * Returns a new, unstarted executor chosen by `WEFT_EXECUTOR` (`local`, `synchronous`, `threads`,
- * `processes`, `distributed` with `WEFT_ADDRESS`), with `WEFT_WORKERS` workers; `LocalExecutor`
+ * `processes`, `distributed` with `WEFT_ADDRESS` or a local cluster), with `WEFT_WORKERS` workers; `LocalExecutor`
  * when nothing is configured. Throws `ConfigurationError` for an unknown name.
  */
 export function defaultExecutor(): Executor {
@@ -26,8 +26,9 @@ export function defaultExecutor(): Executor {
         ...(config.workers ? { workers: config.workers } : {}),
       });
     case 'distributed':
-      throw new ConfigurationError(
-        'WEFT_EXECUTOR=distributed needs the distributed executor, which this build of weft does not include yet. Use local, synchronous, threads or processes.',
-      );
+      return new DistributedExecutor({
+        ...(config.address ? { address: config.address } : {}),
+        ...(config.workers ? { workers: config.workers } : {}),
+      });
   }
 }

@@ -1,0 +1,341 @@
+/**
+ * The client side of the distributed executor: attempts become BullMQ jobs (chunks of attempts,
+ * so a map of tiny tasks is not one Redis round trip each), results come back on this client's
+ * own stream (no QueueEvents broadcast: with many clients each would read everyone's events).
+ * Retries, timeouts, dependencies and cancellation stay in the shared scheduler; this file only
+ * moves attempts and results.
+ */
+import { randomUUID } from 'node:crypto';
+import { Queue, type ConnectionOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  WorkerCrashedError,
+  fromEnvelope,
+  toEnvelope,
+  type ErrorEnvelope,
+} from '../core/errors.js';
+import type { Attempt, Runtime, RuntimeHost } from '../core/runtime.js';
+import { canCross, type Boundary } from '../core/values.js';
+import { connect, redisOptions, waitForRedis } from './connection.js';
+import {
+  bullPriority,
+  decode,
+  encode,
+  inlineLimitBytes,
+  keys,
+  maxPayloadBytes,
+  queueName,
+  resourceSignature,
+  retentionSeconds,
+  type JobData,
+  type WireAttempt,
+  type WorkerInfo,
+} from './wire.js';
+import { SerializationError } from '../core/errors.js';
+
+export interface DistributedRuntimeOptions {
+  address: string;
+  prefix: string;
+  /** True while someone listens to events: workers then report every start. */
+  wantsStarts: () => boolean;
+  /** Live workers seen in the registry, for chunk sizing and warnings. */
+  onWorkers?: (workers: WorkerInfo[]) => void;
+}
+
+/** Attempts per job: big enough to amortise Redis, small enough to spread over workers. */
+const maxChunk = 64;
+
+export class DistributedRuntime implements Runtime {
+  readonly boundary: Boundary = 'process';
+  readonly immediate = false;
+  readonly clientId = randomUUID();
+  readonly #options: DistributedRuntimeOptions;
+  readonly #keys: ReturnType<typeof keys>;
+  #host: RuntimeHost | undefined;
+  #redis: Redis | undefined;
+  #reader: Redis | undefined;
+  readonly #queues = new Map<string, Queue>();
+  readonly #inflight = new Map<number, Attempt>();
+  /** Attempts waiting for the next flush, by queue. */
+  #outbox = new Map<string, Attempt[]>();
+  #flushScheduled = false;
+  #closing = false;
+  #readLoop: Promise<void> | undefined;
+  #lastId = '0-0';
+  #sincetrim = 0;
+  #liveWorkers = 1;
+  #registryTimer: NodeJS.Timeout | undefined;
+  #knownSigs = new Set<string>();
+  #jobs = 0;
+
+  constructor(options: DistributedRuntimeOptions) {
+    this.#options = options;
+    this.#keys = keys(options.prefix);
+  }
+
+  async start(host: RuntimeHost): Promise<void> {
+    this.#host = host;
+    this.#closing = false;
+    const address = this.#options.address;
+    this.#redis = connect(address, `weft-client-${this.clientId}`);
+    await waitForRedis(this.#redis, address, 15_000);
+    this.#reader = connect(address, `weft-client-${this.clientId}-results`);
+    await this.#refreshRegistry();
+    this.#registryTimer = setInterval(
+      () => void this.#refreshRegistry().catch(() => undefined),
+      2000,
+    );
+    this.#registryTimer.unref();
+    this.#readLoop = this.#read();
+  }
+
+  capacity(): number {
+    return Number.MAX_SAFE_INTEGER;
+  }
+
+  run(attempt: Attempt): void {
+    const queue = queueName(resourceSignature(attempt.definition.options.resources));
+    let list = this.#outbox.get(queue);
+    if (!list) this.#outbox.set(queue, (list = []));
+    list.push(attempt);
+    this.#inflight.set(attempt.id, attempt);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => void this.#flush());
+    }
+  }
+
+  abort(attempt: Attempt, _reason: Error): void {
+    if (!this.#inflight.delete(attempt.id)) return;
+    const redis = this.#redis!;
+    const k = this.#keys;
+    void redis
+      .multi()
+      .sadd(k.cancelled(this.clientId), String(attempt.id))
+      .expire(k.cancelled(this.clientId), retentionSeconds)
+      .publish(k.control, `cancel ${this.clientId} ${attempt.id}`)
+      .exec()
+      .catch(() => undefined);
+    // The scheduler has settled the task; the worker stops it (signal, then its pool worker).
+    this.#host!.settled(attempt, { ok: false, error: _reason });
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#registryTimer);
+    for (const attempt of this.#inflight.values())
+      this.#host!.settled(attempt, {
+        ok: false,
+        error: new WorkerCrashedError('The client shut down.', {}),
+      });
+    this.#inflight.clear();
+    this.#reader?.disconnect();
+    await this.#readLoop?.catch(() => undefined);
+    const redis = this.#redis;
+    if (redis) {
+      await redis
+        .del(this.#keys.out(this.clientId), this.#keys.cancelled(this.clientId))
+        .catch(() => undefined);
+    }
+    await Promise.all([...this.#queues.values()].map((q) => q.close().catch(() => undefined)));
+    this.#queues.clear();
+    await redis?.quit().catch(() => redis.disconnect());
+  }
+
+  // ---- sending ----------------------------------------------------------------------------
+
+  async #flush(): Promise<void> {
+    this.#flushScheduled = false;
+    const outbox = this.#outbox;
+    this.#outbox = new Map();
+    const wantsStarts = this.#options.wantsStarts();
+    for (const [name, attempts] of outbox) {
+      const live = attempts.filter((a) => this.#inflight.has(a.id));
+      if (live.length === 0) continue;
+      const queue = await this.#queue(name, live[0]!);
+      // Spread a burst over the workers: about two chunks per worker, at most maxChunk each.
+      const size = Math.max(
+        1,
+        Math.min(maxChunk, Math.ceil(live.length / (2 * this.#liveWorkers))),
+      );
+      const jobs: Parameters<Queue['addBulk']>[0] = [];
+      const redis = this.#redis!;
+      const big = redis.multi();
+      let hasBig = false;
+      for (let i = 0; i < live.length; i += size) {
+        const chunk = live.slice(i, i + size);
+        const jobId = `${this.clientId}-${++this.#jobs}`;
+        let payload: Buffer;
+        try {
+          payload = encode(chunk.map((a) => a.args));
+        } catch (error) {
+          for (const a of chunk) this.#fail(a, error);
+          continue;
+        }
+        const data: JobData = {
+          c: this.clientId,
+          t: chunk.map((a): WireAttempt => ({
+            i: a.id,
+            k: a.key,
+            n: a.number,
+            ref: a.ref!,
+            timed: a.timeoutMs !== undefined || wantsStarts,
+          })),
+        };
+        if (payload.length > maxPayloadBytes) {
+          for (const a of chunk)
+            this.#fail(
+              a,
+              new SerializationError(
+                `The arguments of task '${a.name}' (key ${a.key}) are ${payload.length} bytes once serialized, over the cluster's limit of ${maxPayloadBytes} bytes (Redis holds every payload in memory). Pass a reference (a path or URL) instead of the data.`,
+                'args',
+              ),
+            );
+          continue;
+        }
+        if (payload.length <= inlineLimitBytes) data.p = payload.toString('base64');
+        else {
+          data.pk = this.#keys.arg(jobId);
+          big.set(data.pk, payload, 'EX', retentionSeconds);
+          hasBig = true;
+        }
+        const priority = Math.max(...chunk.map((a) => a.definition.options.priority));
+        jobs.push({
+          name: chunk[0]!.name,
+          data,
+          opts: {
+            jobId,
+            priority: bullPriority(priority),
+            removeOnComplete: true,
+            removeOnFail: { age: retentionSeconds, count: 1000 },
+          },
+        });
+        for (const a of chunk)
+          if (a.timeoutMs === undefined && !wantsStarts) this.#host!.started(a, 'cluster');
+      }
+      try {
+        if (hasBig) await big.exec();
+        if (jobs.length > 0) await queue.addBulk(jobs);
+      } catch (error) {
+        for (const job of jobs)
+          for (const wire of (job.data as JobData).t) {
+            const a = this.#inflight.get(wire.i);
+            if (a) this.#fail(a, error);
+          }
+      }
+    }
+  }
+
+  async #queue(name: string, sample: Attempt): Promise<Queue> {
+    let queue = this.#queues.get(name);
+    if (!queue) {
+      // Connection options, not an instance: BullMQ then owns the connection and closes it.
+      queue = new Queue(name, {
+        connection: redisOptions(this.#options.address) as unknown as ConnectionOptions,
+        prefix: this.#options.prefix,
+      });
+      queue.on('error', () => undefined);
+      this.#queues.set(name, queue);
+      const signature = resourceSignature(sample.definition.options.resources);
+      if (signature && !this.#knownSigs.has(signature)) {
+        this.#knownSigs.add(signature);
+        await this.#redis!.multi()
+          .sadd(this.#keys.sigs, signature)
+          .publish(this.#keys.control, `sig ${signature}`)
+          .exec();
+      }
+    }
+    return queue;
+  }
+
+  #fail(attempt: Attempt, error: unknown): void {
+    if (!this.#inflight.delete(attempt.id)) return;
+    this.#host!.settled(attempt, { ok: false, error });
+  }
+
+  // ---- receiving --------------------------------------------------------------------------
+
+  async #read(): Promise<void> {
+    const reader = this.#reader!;
+    const stream = this.#keys.out(this.clientId);
+    while (!this.#closing) {
+      let reply: [Buffer, [Buffer, Buffer[]][]][] | null;
+      try {
+        reply = (await reader.xreadBuffer(
+          'COUNT',
+          2000,
+          'BLOCK',
+          1000,
+          'STREAMS',
+          stream,
+          this.#lastId,
+        )) as typeof reply;
+      } catch {
+        if (this.#closing) return;
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if (!reply) continue;
+      for (const [, entries] of reply) {
+        for (const [id, fields] of entries) {
+          this.#lastId = id.toString();
+          this.#onEntry(fields);
+        }
+        this.#sincetrim += entries.length;
+      }
+      if (this.#sincetrim > 1000) {
+        this.#sincetrim = 0;
+        void this.#redis!.xtrim(stream, 'MINID', this.#lastId).catch(() => undefined);
+      }
+    }
+  }
+
+  #onEntry(fields: Buffer[]): void {
+    let id = 0;
+    let status = '';
+    let worker = '';
+    let value: Buffer | undefined;
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const field = fields[i]!.toString();
+      const v = fields[i + 1]!;
+      if (field === 'i') id = Number(v.toString());
+      else if (field === 's') status = v.toString();
+      else if (field === 'w') worker = v.toString();
+      else if (field === 'v') value = v;
+    }
+    const attempt = this.#inflight.get(id);
+    if (!attempt) return;
+    const host = this.#host!;
+    if (status === 'started') {
+      host.started(attempt, worker);
+      return;
+    }
+    this.#inflight.delete(id);
+    try {
+      if (status === 'ok')
+        host.settled(attempt, { ok: true, value: value ? decode(value) : undefined });
+      else
+        host.settled(attempt, { ok: false, error: fromEnvelope(decode(value!) as ErrorEnvelope) });
+    } catch (error) {
+      host.settled(attempt, { ok: false, error });
+    }
+  }
+
+  async #refreshRegistry(): Promise<void> {
+    const raw = await this.#redis!.hgetall(this.#keys.workers);
+    const now = Date.now();
+    const live = Object.values(raw)
+      .map((v) => JSON.parse(v) as WorkerInfo)
+      .filter((w) => now - w.seen < 10_000);
+    this.#liveWorkers = Math.max(
+      1,
+      live.reduce((n, w) => n + w.concurrency, 0),
+    );
+    this.#options.onWorkers?.(live);
+  }
+}
+
+/** Envelope an error for a stream entry (used by tests and tools that write results). */
+export function envelope(error: unknown): ErrorEnvelope {
+  return toEnvelope(error, (v) => canCross(v, 'process'));
+}

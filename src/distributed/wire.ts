@@ -1,0 +1,143 @@
+/**
+ * What the distributed executor keeps in Redis, and how values are encoded.
+ *
+ * Wire format: every argument list and result is `v8.serialize`d (the structured clone format,
+ * the same that crosses a thread or an 'advanced' IPC channel), so Date, Map, Set, BigInt, typed
+ * arrays and errors keep their types; BullMQ alone would JSON them. Errors travel as weft's own
+ * envelope (name, message, stack, cause chain, own properties).
+ *
+ * Keys (P is the cluster prefix, `weft` by default, with a `{...}` hash tag for Redis Cluster):
+ *   bull:P:tasks, bull:P:tasks-<sig>   BullMQ queues: one for tasks needing no resources, one per
+ *                                      resource signature (`GPU=1,mem=4`). Written by clients,
+ *                                      taken by workers.
+ *   P:arg:<jobId>                      binary arguments of a chunk too big to inline in job data
+ *                                      (client writes, worker deletes when the job completes; TTL).
+ *   P:out:<clientId>                   stream of results for one client (workers XADD, the client
+ *                                      XREADs and trims it, and deletes it at shutdown; TTL).
+ *   P:cancelled:<clientId>             set of attempt ids the client cancelled before a worker took
+ *                                      them (client SADDs, workers check; TTL).
+ *   P:workers                          hash name -> JSON WorkerInfo, refreshed every 2 s by each
+ *                                      worker; entries older than 10 s are dead.
+ *   P:sigs                             set of resource signatures in use (clients add).
+ *   channel P:control                  pub/sub: `cancel <clientId> <attemptId>`, `sig <signature>`.
+ *
+ * A job is a chunk of attempts of one client (map and bursts of submits travel together):
+ *   JobData.c   client id (where results go)
+ *   JobData.t   the attempts: id, key, attempt number, task ref, timed flag
+ *   JobData.p   base64 v8 payload of every attempt's arguments, when small; else
+ *   JobData.pk  the P:arg key holding it
+ * Result stream entries: `i` attempt id, `s` status (`started` | `ok` | `error` | `crashed`),
+ * `w` worker name, `v` v8 payload (the value, or the error envelope).
+ */
+import { deserialize, serialize } from 'node:v8';
+import type { TaskRef } from '../core/runtime.js';
+
+export interface WireAttempt {
+  /** Attempt id, unique per client. */
+  i: number;
+  /** Future key, for messages and events. */
+  k: string;
+  /** Attempt number (1-based). */
+  n: number;
+  ref: TaskRef;
+  /** The client waits for a `started` entry (a timeout clock or a listener needs it). */
+  timed: boolean;
+}
+
+export interface JobData {
+  c: string;
+  t: WireAttempt[];
+  p?: string;
+  pk?: string;
+}
+
+export type ResultStatus = 'started' | 'ok' | 'error' | 'crashed';
+
+/** What each worker publishes about itself in P:workers. */
+export interface WorkerInfo {
+  name: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  resources: Record<string, number>;
+  acceptsSource: boolean;
+  /** Epoch ms of the last heartbeat. */
+  seen: number;
+  running: number;
+}
+
+/** Payloads larger than this go to their own key instead of the job's JSON. */
+export const inlineLimitBytes = 16 * 1024;
+/** Refused at submit: Redis holds every payload in memory. */
+export const maxPayloadBytes = 256 * 1024 * 1024;
+/** Retention of weft's own keys when nobody cleans them (a client or worker that vanished). */
+export const retentionSeconds = 24 * 60 * 60;
+
+export function encode(value: unknown): Buffer {
+  return serialize(value);
+}
+
+export function decode(buffer: Buffer): unknown {
+  return deserialize(buffer);
+}
+
+/** A canonical resource signature: keys sorted, `GPU=1,mem=4`; '' for none. */
+export function resourceSignature(resources: Readonly<Record<string, number>>): string {
+  return Object.keys(resources)
+    .sort()
+    .map((k) => `${k}=${resources[k]}`)
+    .join(',');
+}
+
+export function parseSignature(signature: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (!signature) return out;
+  for (const part of signature.split(',')) {
+    const eq = part.lastIndexOf('=');
+    out[part.slice(0, eq)] = Number(part.slice(eq + 1));
+  }
+  return out;
+}
+
+/** True when `offer` has at least `need` of every resource. */
+export function satisfies(
+  offer: Readonly<Record<string, number>>,
+  need: Readonly<Record<string, number>>,
+): boolean {
+  for (const [key, amount] of Object.entries(need))
+    if ((offer[key] ?? 0) + 1e-9 < amount) return false;
+  return true;
+}
+
+/** BullMQ queue name for a signature. Queue names may not contain ':'. */
+export function queueName(signature: string): string {
+  return signature ? `tasks-${signature.replace(/[^A-Za-z0-9_.=,-]/g, '_')}` : 'tasks';
+}
+
+/** BullMQ priority (1 highest .. 2^21) for weft's (higher first, default 0). */
+export function bullPriority(priority: number): number {
+  return Math.max(1, Math.min(2 ** 21 - 1, Math.round(2 ** 20 - priority)));
+}
+
+/** Redis key names under a prefix. */
+export function keys(prefix: string) {
+  return {
+    arg: (jobId: string) => `${prefix}:arg:${jobId}`,
+    out: (clientId: string) => `${prefix}:out:${clientId}`,
+    cancelled: (clientId: string) => `${prefix}:cancelled:${clientId}`,
+    workers: `${prefix}:workers`,
+    sigs: `${prefix}:sigs`,
+    control: `${prefix}:control`,
+  };
+}
+
+/** Hides the password of a redis URL for logs and errors. */
+export function redactAddress(address: string): string {
+  try {
+    const url = new URL(address);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(an invalid address)';
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Entry of a local-cluster worker, as a child process (argv/env) or a worker thread (workerData).
+ * A child leaves when its parent goes away (the IPC channel closes), even after a SIGKILL.
+ */
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { startClusterWorker, type ClusterWorkerOptions } from './worker.js';
+
+const options: ClusterWorkerOptions = isMainThread
+  ? (JSON.parse(process.env.WEFT_CLUSTER_WORKER ?? '{}') as ClusterWorkerOptions)
+  : (workerData as ClusterWorkerOptions);
+const tell = (message: unknown): void => {
+  if (isMainThread) process.send?.(message);
+  else parentPort?.postMessage(message);
+};
+
+const handle = await startClusterWorker({
+  ...options,
+  log: process.env.WEFT_DEBUG ? (line) => process.stderr.write(`[weft] ${line}\n`) : undefined,
+}).catch((error: unknown) => {
+  tell({ t: 'error', message: error instanceof Error ? error.message : String(error) });
+  process.exit(1);
+});
+tell({ t: 'ready', name: handle.name });
+
+const leave = (): void => {
+  void handle.close().finally(() => process.exit(0));
+};
+if (isMainThread) {
+  process.on('disconnect', () => process.exit(0)); // the parent died: leave at once
+  process.on('SIGTERM', leave);
+  process.on('SIGINT', leave);
+  process.on('message', (m: { t?: string }) => {
+    if (m.t === 'close') leave();
+  });
+} else {
+  parentPort!.on('message', (m: { t?: string }) => {
+    if (m.t === 'close') void handle.close().then(() => parentPort!.close());
+  });
+}

@@ -1,0 +1,380 @@
+/**
+ * A cluster worker (`weft worker`): takes chunks of tasks from BullMQ queues and runs them on a
+ * local pool, so user code never runs on the event loop that renews BullMQ's job locks (a
+ * blocked loop would let another worker take the same job). Results go to each client's own
+ * stream. Resources: the worker takes from the queue of every resource signature it can satisfy,
+ * and admits a task only while its own resources have room (BullMQ has no resource matching).
+ */
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  TaskCancelledError,
+  TaskDefinitionError,
+  WorkerCrashedError,
+  toEnvelope,
+} from '../core/errors.js';
+import type { Attempt, Outcome, RuntimeHost, TaskRef } from '../core/runtime.js';
+import { definitionOf, projectRoot } from '../core/task.js';
+import { canCross } from '../core/values.js';
+import { WorkerPoolRuntime } from '../pool/runtimes/workers.js';
+import { connect, redisOptions, waitForRedis } from './connection.js';
+import {
+  decode,
+  encode,
+  keys,
+  parseSignature,
+  queueName,
+  redactAddress,
+  retentionSeconds,
+  satisfies,
+  type JobData,
+  type ResultStatus,
+  type WorkerInfo,
+} from './wire.js';
+
+export interface ClusterWorkerOptions {
+  address: string;
+  /** Tasks run at once (pool size). Default 1. */
+  concurrency?: number;
+  /** What this worker offers, e.g. { GPU: 2 }. */
+  resources?: Record<string, number>;
+  /** Modules to load at start (paths relative to the working directory). */
+  imports?: string[];
+  name?: string;
+  /** Refuse plain functions shipped by source (run only task()s from this worker's modules). */
+  acceptSource?: boolean;
+  prefix?: string;
+  /** Where the pool runs tasks: 'threads' (default) or 'processes'. */
+  pool?: 'threads' | 'processes';
+  /** BullMQ lock: a dead worker's job runs elsewhere after about lockMs + stalledIntervalMs. */
+  lockMs?: number;
+  stalledIntervalMs?: number;
+  graceMs?: number;
+  /** Called with log lines (never containing passwords). */
+  log?: (line: string) => void;
+}
+
+export interface ClusterWorkerHandle {
+  readonly name: string;
+  /** Stops taking tasks, finishes the running ones, leaves. */
+  close(): Promise<void>;
+}
+
+interface LocalAttempt extends Attempt {
+  client: string;
+  /** The client's attempt id. */
+  wireId: number;
+  done: (outcome: Outcome) => void;
+  resources: Record<string, number>;
+}
+
+const stalledReason = 'job stalled more than allowable limit';
+
+/** Starts a cluster worker; resolves once it is connected and taking tasks. */
+export async function startClusterWorker(
+  options: ClusterWorkerOptions,
+): Promise<ClusterWorkerHandle> {
+  const prefix = options.prefix ?? 'weft';
+  const k = keys(prefix);
+  const concurrency = options.concurrency ?? 1;
+  const offer = options.resources ?? {};
+  const name = options.name ?? `${hostname()}-${process.pid}`;
+  const log = options.log ?? (() => undefined);
+  const acceptSource = options.acceptSource ?? true;
+  const lockDuration = options.lockMs ?? 3000;
+  const stalledInterval = options.stalledIntervalMs ?? 1500;
+  const graceMs = options.graceMs ?? 1000;
+
+  for (const module of options.imports ?? []) {
+    const path = resolvePath(process.cwd(), module);
+    if (!existsSync(path)) {
+      throw new TaskDefinitionError(
+        `--import ${module}: no such file (${path}). Paths are relative to the worker's working directory.`,
+      );
+    }
+    await importModule(pathToFileURL(path).href);
+  }
+
+  const redis = connect(options.address, `weft-worker-${name}`);
+  const subscriber = connect(options.address, `weft-worker-${name}-sub`);
+  await waitForRedis(redis, options.address, 15_000);
+
+  // ---- resources: admission --------------------------------------------------------------
+  const free: Record<string, number> = { ...offer };
+  let slots = concurrency;
+  const admissionQueue: { need: Record<string, number>; go: () => void }[] = [];
+  const fits = (need: Record<string, number>): boolean => slots > 0 && satisfies(free, need);
+  const admit = (need: Record<string, number>): Promise<void> =>
+    new Promise((go) => {
+      if (admissionQueue.length === 0 && fits(need)) {
+        take(need);
+        go();
+      } else admissionQueue.push({ need, go: () => (take(need), go()) });
+    });
+  const take = (need: Record<string, number>): void => {
+    slots--;
+    for (const [key, n] of Object.entries(need)) free[key] = (free[key] ?? 0) - n;
+  };
+  const giveBack = (need: Record<string, number>): void => {
+    slots++;
+    for (const [key, n] of Object.entries(need)) free[key] = (free[key] ?? 0) + n;
+    for (let i = 0; i < admissionQueue.length;) {
+      const waiting = admissionQueue[i]!;
+      if (fits(waiting.need)) {
+        admissionQueue.splice(i, 1);
+        waiting.go();
+      } else i++;
+    }
+  };
+
+  // ---- the pool that runs user code ------------------------------------------------------
+  const running = new Map<string, LocalAttempt>();
+  let attemptIds = 0;
+  const pool = new WorkerPoolRuntime({
+    scheduler: options.pool ?? 'threads',
+    workers: concurrency,
+  });
+  const host: RuntimeHost = {
+    started: (attempt) => {
+      const a = attempt as LocalAttempt;
+      if (attempt.timeoutMs !== undefined) void report(a.client, a.wireId, 'started', undefined);
+    },
+    settled: (attempt, outcome) => (attempt as LocalAttempt).done(outcome),
+    requeue: (attempt) => pool.run(attempt),
+    capacityAvailable: () => undefined,
+    workerEvent: (event) =>
+      log(`pool worker ${event.worker} ${event.type}${event.reason ? `: ${event.reason}` : ''}`),
+  };
+  await pool.start(host);
+
+  const report = async (
+    client: string,
+    id: number,
+    status: ResultStatus,
+    payload: unknown,
+  ): Promise<void> => {
+    const fields: (string | Buffer)[] = ['i', String(id), 's', status, 'w', name];
+    if (payload !== undefined) fields.push('v', encode(payload));
+    await redis
+      .multi()
+      .xadd(k.out(client), '*', ...fields)
+      .expire(k.out(client), retentionSeconds)
+      .exec();
+  };
+  const crossable = (v: unknown): boolean => canCross(v, 'process');
+
+  // ---- taking jobs -----------------------------------------------------------------------
+  const processJob = async (job: Job<JobData>): Promise<void> => {
+    const data = job.data;
+    const payload =
+      data.p !== undefined
+        ? Buffer.from(data.p, 'base64')
+        : data.pk
+          ? await redis.getBuffer(data.pk)
+          : null;
+    if (!payload)
+      throw new Error(
+        `The arguments of job ${job.id} are gone from Redis (key ${data.pk}); the client may have shut down.`,
+      );
+    const argLists = decode(payload) as unknown[][];
+    const cancelled =
+      data.t.length > 0
+        ? await redis.smismember(k.cancelled(data.c), ...data.t.map((t) => String(t.i)))
+        : [];
+    const need = parseSignature(
+      job.queueName === 'tasks' ? '' : job.queueName.slice('tasks-'.length),
+    );
+    await Promise.all(
+      data.t.map(async (wire, index) => {
+        if (cancelled[index] === 1) return;
+        const ref = localRef(wire.ref);
+        if (ref.kind === 'source' && !acceptSource) {
+          await report(
+            data.c,
+            wire.i,
+            'error',
+            toEnvelope(
+              new TaskDefinitionError(
+                `Worker ${name} runs only tasks defined with task() in its own modules (started with --no-source), but task '${wire.ref.name}' (key ${wire.k}) was sent as a plain function's source. Define it with task() at the top level of a module the worker can load.`,
+              ),
+              crossable,
+            ),
+          );
+          return;
+        }
+        if (ref.kind === 'module' && !existsSync(fileURLToPath(ref.moduleUrl))) {
+          await report(
+            data.c,
+            wire.i,
+            'error',
+            toEnvelope(
+              new TaskDefinitionError(
+                `Worker ${name} cannot find the module of task '${ref.name}' (key ${wire.k}): neither ${fileURLToPath(ref.moduleUrl)} nor ${wire.ref.kind === 'module' && wire.ref.projectPath ? join(projectRoot(process.cwd()), wire.ref.projectPath) : 'a project-relative path'} exists on this machine. Start the worker from a checkout of the same project (its working directory inside it).`,
+              ),
+              crossable,
+            ),
+          );
+          return;
+        }
+        await admit(need);
+        try {
+          const outcome = await new Promise<Outcome>((done) => {
+            const attempt: LocalAttempt = {
+              id: ++attemptIds,
+              key: wire.k,
+              wireId: wire.i,
+              name: wire.ref.name,
+              number: wire.n,
+              definition: placeholderDefinition,
+              ref,
+              args: argLists[index] ?? [],
+              timeoutMs: wire.timed ? 1 : undefined,
+              client: data.c,
+              done,
+              resources: need,
+            };
+            running.set(`${data.c} ${wire.i}`, attempt);
+            pool.run(attempt);
+          });
+          running.delete(`${data.c} ${wire.i}`);
+          if (outcome.ok) await report(data.c, wire.i, 'ok', outcome.value);
+          else await report(data.c, wire.i, 'error', toEnvelope(outcome.error, crossable));
+        } finally {
+          giveBack(need);
+        }
+      }),
+    );
+    if (data.pk) await redis.del(data.pk);
+  };
+
+  const workers = new Map<string, Worker<JobData>>();
+  const listen = (signature: string): void => {
+    const queue = queueName(signature);
+    if (workers.has(queue)) return;
+    const need = parseSignature(signature);
+    if (!satisfies(offer, need)) return;
+    const worker = new Worker<JobData>(queue, processJob, {
+      // Connection options, not an instance: BullMQ then owns the connections and closes them.
+      connection: redisOptions(options.address, {
+        connectionName: `weft-worker-${name}-${queue}`,
+      }) as unknown as ConnectionOptions,
+      prefix,
+      name,
+      concurrency,
+      lockDuration,
+      stalledInterval,
+      // A job whose worker died is run again on another; the third death fails it (API.md).
+      maxStalledCount: 2,
+      drainDelay: 1,
+      removeOnComplete: { count: 0 },
+      removeOnFail: { age: retentionSeconds, count: 1000 },
+    });
+    worker.on('error', (error) => log(`queue ${queue}: ${error.message}`));
+    worker.on('failed', (job, error) => {
+      if (!job || !error.message.includes(stalledReason)) return;
+      // Every worker that took this job died while running it: tell its client.
+      const crash = new WorkerCrashedError(
+        `Task chunk ${job.id} was running on ${job.stalledCounter ?? 3} workers that died (killed or crashed) while running it, so it was given up. The task may be killing its worker (out of memory, native crash, process.exit); check the workers' logs.`,
+        {},
+      );
+      for (const wire of job.data.t)
+        void report(
+          job.data.c,
+          wire.i,
+          'crashed',
+          toEnvelope(
+            new WorkerCrashedError(`Task '${wire.ref.name}' (key ${wire.k}): ${crash.message}`, {}),
+            crossable,
+          ),
+        );
+    });
+    workers.set(queue, worker);
+  };
+
+  listen('');
+  for (const signature of await redis.smembers(k.sigs)) listen(signature);
+  await subscriber.subscribe(k.control);
+  subscriber.on('message', (_channel: string, message: string) => {
+    const [verb, a, b] = message.split(' ');
+    if (verb === 'sig' && a !== undefined) listen(a);
+    else if (verb === 'cancel' && a && b) {
+      const attempt = running.get(`${a} ${b}`);
+      if (attempt)
+        pool.abort(
+          attempt,
+          new TaskCancelledError(`Task ${attempt.key} was cancelled by its client.`),
+          graceMs,
+        );
+    }
+  });
+
+  // ---- registry --------------------------------------------------------------------------
+  const heartbeat = async (): Promise<void> => {
+    const info: WorkerInfo = {
+      name,
+      host: hostname(),
+      pid: process.pid,
+      concurrency,
+      resources: offer,
+      acceptsSource: acceptSource,
+      seen: Date.now(),
+      running: running.size,
+    };
+    await redis.hset(k.workers, name, JSON.stringify(info));
+  };
+  await heartbeat();
+  const beat = setInterval(() => void heartbeat().catch(() => undefined), 2000);
+  beat.unref();
+  log(
+    `worker ${name} joined ${redactAddress(options.address)} (concurrency ${concurrency}${
+      Object.keys(offer).length
+        ? `, resources ${Object.entries(offer)
+            .map(([a, b]) => `${a}=${b}`)
+            .join(',')}`
+        : ''
+    })`,
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    name,
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(beat);
+        // Stop taking jobs and let running ones finish.
+        await Promise.all([...workers.values()].map((w) => w.close()));
+        await pool.close();
+        await redis.hdel(k.workers, name).catch(() => undefined);
+        await subscriber.quit().catch(() => subscriber.disconnect());
+        await redis.quit().catch(() => redis.disconnect());
+        log(`worker ${name} left`);
+      })()),
+  };
+}
+
+const placeholderDefinition = definitionOf(function remote() {
+  throw new Error('runs in a pool worker');
+});
+
+function importModule(url: string): Promise<unknown> {
+  if (/\.[mc]?tsx?$/.test(url)) {
+    return import('tsx/esm/api').then(
+      (api: { tsImport: (u: string, p: string) => Promise<unknown> }) =>
+        api.tsImport(url, import.meta.url),
+    );
+  }
+  return import(url);
+}
+
+/** Maps a client's module URL to this machine: the same path if it exists, else project-relative. */
+function localRef(ref: TaskRef): TaskRef {
+  if (ref.kind !== 'module') return ref;
+  const path = fileURLToPath(ref.moduleUrl);
+  if (existsSync(path) || !ref.projectPath) return ref;
+  const local = join(projectRoot(process.cwd()), ref.projectPath);
+  return { ...ref, moduleUrl: pathToFileURL(local).href };
+}

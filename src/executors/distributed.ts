@@ -1,0 +1,214 @@
+/**
+ * DistributedExecutor: tasks on a cluster of `weft worker`s over BullMQ and Redis, or on a local
+ * cluster it starts itself.
+ */
+import { availableParallelism } from 'node:os';
+import { ConfigurationError, ResourceUnavailableError } from '../core/errors.js';
+import { parseResources, parseWorkers, readEnvironment } from '../core/config.js';
+import type { TaskDefinition } from '../core/task.js';
+import { parseAddress } from '../distributed/connection.js';
+import { startLocalCluster, type LocalCluster } from '../distributed/local-cluster.js';
+import { DistributedRuntime } from '../distributed/runtime.js';
+import {
+  redactAddress,
+  resourceSignature,
+  satisfies,
+  type WorkerInfo,
+} from '../distributed/wire.js';
+import type { Attempt, Runtime, RuntimeHost } from '../core/runtime.js';
+import { BaseExecutor, type DashboardOption, type EngineSettings } from './base.js';
+
+/** Options of `DistributedExecutor`. */
+export interface DistributedExecutorOptions {
+  /** `redis://` or `rediss://` URL of a running cluster (password and TLS as the URL says). Absent: `start()` starts a local cluster. */
+  address?: string;
+  /** Local cluster: workers as child processes (true) or as worker threads of this process (false, the default). */
+  localProcesses?: boolean;
+  /** Local cluster size (default `os.availableParallelism()`). */
+  workers?: number;
+  /** Resources each local-cluster worker offers, e.g. `{ GPU: 1 }`. */
+  resources?: Record<string, number>;
+  /** Log cluster activity to stderr (default `WEFT_DEBUG`). */
+  debug?: boolean;
+  /** Key prefix in Redis, to share one Redis between clusters (default `weft`). */
+  prefix?: string;
+  /** Serve a live dashboard on 127.0.0.1 while started. */
+  dashboard?: DashboardOption;
+}
+
+/**
+ * Runs tasks on a cluster of `weft worker` processes through BullMQ over Redis. With `address`
+ * it joins a running cluster; without, `start()` starts a private redis-server and `workers`
+ * workers, and `shutdown()` stops them all. Same semantics as the local executors: futures as
+ * arguments, map, retries, timeouts, cancellation, priorities, resources; values keep their
+ * types (v8 serialization). A worker killed mid-task does not lose it: it runs again elsewhere.
+ * @example
+ * await using ex = await new DistributedExecutor({ address: 'redis://10.0.0.5:6379' }).start();
+ * const results = await ex.wait(ex.map(render, frames));
+ */
+export class DistributedExecutor extends BaseExecutor {
+  readonly #address: string | undefined;
+  readonly #localProcesses: boolean;
+  readonly #workers: number | undefined;
+  readonly #resources: Record<string, number>;
+  readonly #debug: boolean;
+  readonly #prefix: string;
+  #cluster: LocalCluster | undefined;
+  #live: WorkerInfo[] = [];
+  #warned = new Set<string>();
+
+  constructor(options: DistributedExecutorOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new ConfigurationError(
+        `DistributedExecutor options must be an object, got ${String(options)}.`,
+      );
+    }
+    super(options);
+    if (options.address !== undefined) parseAddress(options.address, 'DistributedExecutor address');
+    this.#address = options.address;
+    this.#localProcesses = options.localProcesses ?? false;
+    this.#workers =
+      options.workers === undefined
+        ? undefined
+        : parseWorkers(options.workers, 'DistributedExecutor workers');
+    this.#resources = parseResources(options.resources, 'DistributedExecutor resources') ?? {};
+    this.#debug = options.debug ?? readEnvironment().debug;
+    const prefix = options.prefix ?? 'weft';
+    if (!/^[A-Za-z0-9_{}.-]+$/.test(prefix)) {
+      throw new ConfigurationError(
+        `DistributedExecutor prefix ${JSON.stringify(prefix)} may only hold letters, digits, '_', '-', '.', '{' and '}'.`,
+      );
+    }
+    this.#prefix = prefix;
+  }
+
+  /** The cluster's address once started (a local cluster's own), without password. */
+  get address(): string | undefined {
+    const address = this.#cluster?.address ?? this.#address;
+    return address === undefined ? undefined : redactAddress(address);
+  }
+
+  protected get label(): string {
+    return this.#address
+      ? `DistributedExecutor (${redactAddress(this.#address)})`
+      : 'DistributedExecutor (local cluster)';
+  }
+
+  protected createEngine(): EngineSettings {
+    const local = this.#address === undefined;
+    const runtime = new ClusterRuntime(this, local);
+    return {
+      runtime,
+      resources: undefined,
+      graceMs: 1000,
+      checkTask: (definition) => this.#checkTask(definition, local),
+    };
+  }
+
+  /** Starts the local cluster when there is no address; returns the address to use. */
+  async prepare(): Promise<string> {
+    if (this.#address) return this.#address;
+    this.#cluster = await startLocalCluster({
+      workers: this.#workers ?? availableParallelism(),
+      processes: this.#localProcesses,
+      resources: this.#resources,
+      prefix: this.#prefix,
+    });
+    this.#log(
+      `local cluster: redis-server at ${this.#cluster.address}, workers ${this.#cluster.workerNames.join(', ')}`,
+    );
+    return this.#cluster.address;
+  }
+
+  async release(): Promise<void> {
+    const cluster = this.#cluster;
+    this.#cluster = undefined;
+    await cluster?.stop();
+  }
+
+  get prefix(): string {
+    return this.#prefix;
+  }
+
+  wantsStarts(): boolean {
+    return this.events !== undefined && (this.events as { active?: boolean }).active === true;
+  }
+
+  onWorkers(workers: WorkerInfo[]): void {
+    this.#live = workers;
+  }
+
+  #checkTask(definition: TaskDefinition, local: boolean): void {
+    const need = definition.options.resources;
+    const signature = resourceSignature(need);
+    if (!signature) return;
+    if (local) {
+      if (!satisfies(this.#resources, need)) {
+        const offers = resourceSignature(this.#resources) || 'no resources';
+        throw new ResourceUnavailableError(
+          `Task '${definition.options.name}' needs ${signature}, but every worker of this local cluster offers ${offers}, so it could never run. Pass resources: { ${Object.entries(
+            need,
+          )
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ')} } to DistributedExecutor, or lower the task's requirement.`,
+        );
+      }
+      return;
+    }
+    if (!this.#live.some((w) => satisfies(w.resources, need)) && !this.#warned.has(signature)) {
+      this.#warned.add(signature);
+      const offers =
+        this.#live
+          .map((w) => `${w.name}: ${resourceSignature(w.resources) || 'none'}`)
+          .join('; ') || 'no worker is connected';
+      process.emitWarning(
+        `Task '${definition.options.name}' needs ${signature}, which no connected worker offers (${offers}). It waits until a worker with enough joins: start one with weft worker --resources ${signature}.`,
+        { code: 'WEFT_RESOURCES_WAITING' },
+      );
+    }
+  }
+
+  #log(line: string): void {
+    if (this.#debug) process.stderr.write(`[weft] ${line}\n`);
+  }
+}
+
+/** The distributed runtime plus the local cluster's lifetime. */
+class ClusterRuntime implements Runtime {
+  readonly boundary = 'process' as const;
+  readonly immediate = false;
+  #inner: DistributedRuntime | undefined;
+  constructor(
+    private readonly executor: DistributedExecutor,
+    private readonly local: boolean,
+  ) {}
+
+  async start(host: RuntimeHost): Promise<void> {
+    const address = await this.executor.prepare();
+    this.#inner = new DistributedRuntime({
+      address,
+      prefix: this.executor.prefix,
+      wantsStarts: () => this.executor.wantsStarts(),
+      onWorkers: (w) => this.executor.onWorkers(w),
+    });
+    try {
+      await this.#inner.start(host);
+    } catch (error) {
+      await this.executor.release();
+      throw error;
+    }
+  }
+  capacity(): number {
+    return this.#inner?.capacity() ?? 0;
+  }
+  run(attempt: Attempt): void {
+    this.#inner!.run(attempt);
+  }
+  abort(attempt: Attempt, reason: Error): void {
+    this.#inner!.abort(attempt, reason);
+  }
+  async close(): Promise<void> {
+    await this.#inner?.close();
+    if (this.local) await this.executor.release();
+  }
+}
