@@ -1,0 +1,68 @@
+/**
+ * `weft worker --address URL`: joins a cluster and runs its tasks until SIGINT/SIGTERM, then
+ * stops taking tasks, finishes the running ones and leaves.
+ */
+import { ConfigurationError } from '../core/errors.js';
+import { parseWorkers } from '../core/config.js';
+import { startClusterWorker } from '../distributed/worker.js';
+import { parseAddress } from '../distributed/connection.js';
+
+export interface WorkerCommandOptions {
+  address?: string;
+  concurrency?: string;
+  resources?: string;
+  import?: string[];
+  name?: string;
+  source?: boolean;
+  pool?: string;
+  prefix?: string;
+}
+
+/** Parses `GPU=2,mem=16` into `{ GPU: 2, mem: 16 }`; throws `ConfigurationError` naming the bad part. */
+export function parseResourceList(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? '' : part.slice(0, eq).trim();
+    const amount = eq < 0 ? NaN : Number(part.slice(eq + 1));
+    if (!key || !Number.isFinite(amount) || amount < 0) {
+      throw new ConfigurationError(`--resources: '${part}' is not KEY=NUM with a non-negative number; write e.g. --resources GPU=2,mem=16.`);
+    }
+    out[key] = amount;
+  }
+  return out;
+}
+
+export async function workerCommand(options: WorkerCommandOptions): Promise<void> {
+  const address = options.address ?? process.env.WEFT_ADDRESS;
+  if (!address) {
+    throw new ConfigurationError('weft worker needs --address redis://host:port (or WEFT_ADDRESS): the Redis of the cluster to join.');
+  }
+  parseAddress(address, '--address');
+  const concurrency = options.concurrency === undefined ? 1 : parseWorkers(options.concurrency, '--concurrency');
+  const resources = options.resources ? parseResourceList(options.resources) : {};
+  const pool = options.pool ?? 'threads';
+  if (pool !== 'threads' && pool !== 'processes') {
+    throw new ConfigurationError(`--pool must be threads or processes, got ${JSON.stringify(pool)}.`);
+  }
+  const handle = await startClusterWorker({
+    address,
+    concurrency,
+    resources,
+    imports: options.import ?? [],
+    ...(options.name ? { name: options.name } : {}),
+    acceptSource: options.source !== false,
+    pool,
+    ...(options.prefix ? { prefix: options.prefix } : {}),
+    log: (line) => process.stderr.write(`weft worker: ${line}\n`),
+  });
+  await new Promise<void>((resolve) => {
+    const leave = (signal: string): void => {
+      process.stderr.write(`weft worker: ${signal}: finishing running tasks, then leaving (send it again to stop at once)\n`);
+      process.once(signal, () => process.exit(130));
+      void handle.close().then(resolve);
+    };
+    process.once('SIGINT', () => leave('SIGINT'));
+    process.once('SIGTERM', () => leave('SIGTERM'));
+  });
+}
