@@ -84,7 +84,15 @@ export function definitionOf(fn: AnyFunction): TaskDefinition {
 
 /** Finds a task defined in a module that has been evaluated in this thread or process. */
 export function lookupTask(moduleUrl: string, name: string): TaskDefinition | undefined {
-  return registry.get(stripQuery(moduleUrl))?.get(name)?.definition;
+  const byName = registry.get(stripQuery(moduleUrl));
+  if (!byName) return undefined;
+  const exact = byName.get(name)?.definition;
+  if (exact) return exact;
+  // A caller whose code went through esbuild without keepNames (vitest, some bundlers) sees
+  // `task(function add() {})` assigned to `const add` as `add2`: esbuild renames the shadowing
+  // function. The worker loads the module through tsx, which keeps names. Match the original.
+  const stripped = /^(.*?)\d+$/.exec(name)?.[1];
+  return stripped ? byName.get(stripped)?.definition : undefined;
 }
 
 /** Names of the tasks known in one module, for error messages. */

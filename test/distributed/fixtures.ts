@@ -1,0 +1,48 @@
+/**
+ * Tasks for the cluster tests. Workers load this module (through tsx) and find tasks by name.
+ */
+import { appendFileSync } from 'node:fs';
+import { task, taskContext } from 'weft';
+
+export const add = task(function add(a: number, b: number): number {
+  return a + b;
+});
+
+/** Busy for `ms`, then returns which worker process ran it. */
+export const spin = task(function spin(ms: number): number {
+  const end = Date.now() + ms;
+  while (Date.now() < end);
+  return process.pid;
+});
+
+/** Records its run interval (start, end, pid) in `file`, holding a GPU. */
+export const gpuJob = task(
+  function gpuJob(file: string, ms: number): number {
+    const start = Date.now();
+    const end = start + ms;
+    while (Date.now() < end);
+    appendFileSync(file, `${start} ${Date.now()} ${process.pid}\n`);
+    return process.pid;
+  },
+  { tags: ['resource:GPU=1'] },
+);
+
+/** Kills the worker process that runs it, every time. */
+export const poison = task(function poison(): never {
+  process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable');
+});
+
+/** Waits until aborted; reports the abort reason's name. */
+export const waitForAbort = task(async function waitForAbort(): Promise<string> {
+  const { signal } = taskContext();
+  return new Promise((_, reject) => {
+    signal.addEventListener('abort', () => reject(signal.reason as Error));
+  });
+});
+
+/** Sleeps without blocking, for Redis-restart tests. */
+export const nap = task(async function nap(ms: number, value: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, ms));
+  return value;
+});
