@@ -66,6 +66,7 @@ export class DistributedRuntime implements Runtime {
   #liveWorkers = 1;
   #registryTimer: NodeJS.Timeout | undefined;
   #knownSigs = new Set<string>();
+  #seenWorkers = new Set<string>();
   #jobs = 0;
 
   constructor(options: DistributedRuntimeOptions) {
@@ -233,6 +234,8 @@ export class DistributedRuntime implements Runtime {
       queue = new Queue(name, {
         connection: redisOptions(this.#options.address) as unknown as ConnectionOptions,
         prefix: this.#options.prefix,
+        // weft reads results from its own stream; BullMQ's event stream only needs a short tail.
+        streams: { events: { maxLen: 100 } },
       });
       queue.on('error', () => undefined);
       this.#queues.set(name, queue);
@@ -324,9 +327,21 @@ export class DistributedRuntime implements Runtime {
   async #refreshRegistry(): Promise<void> {
     const raw = await this.#redis!.hgetall(this.#keys.workers);
     const now = Date.now();
-    const live = Object.values(raw)
-      .map((v) => JSON.parse(v) as WorkerInfo)
-      .filter((w) => now - w.seen < 10_000);
+    const all = Object.values(raw).map((v) => JSON.parse(v) as WorkerInfo);
+    const live = all.filter((w) => now - w.seen < 10_000);
+    // A worker killed without a goodbye leaves its entry; drop it after a minute of silence.
+    const gone = all.filter((w) => now - w.seen > 60_000).map((w) => w.name);
+    if (gone.length > 0) void this.#redis!.hdel(this.#keys.workers, ...gone).catch(() => undefined);
+    const names = new Set(live.map((w) => w.name));
+    for (const w of live) {
+      if (!this.#seenWorkers.has(w.name)) {
+        this.#host?.workerEvent({ type: 'joined', worker: w.name, time: now, pid: w.pid, resources: w.resources });
+      }
+    }
+    for (const name of this.#seenWorkers) {
+      if (!names.has(name)) this.#host?.workerEvent({ type: 'left', worker: name, time: now });
+    }
+    this.#seenWorkers = names;
     this.#liveWorkers = Math.max(
       1,
       live.reduce((n, w) => n + w.concurrency, 0),
