@@ -229,15 +229,16 @@ export class Scheduler implements RuntimeHost {
     if (!this.#runtime.boundary) return undefined;
     if (definition.moduleUrl) {
       let ref = moduleRefs.get(definition);
-      if (!ref)
-        moduleRefs.set(
-          definition,
-          (ref = {
-            kind: 'module',
-            moduleUrl: definition.moduleUrl,
-            name: definition.options.name,
-          }),
-        );
+      if (!ref) {
+        const projectPath = projectPathOf(definition.moduleUrl);
+        ref = {
+          kind: 'module',
+          moduleUrl: definition.moduleUrl,
+          name: definition.options.name,
+          ...(projectPath ? { projectPath } : {}),
+        };
+        moduleRefs.set(definition, ref);
+      }
       return ref;
     }
     const label = isTask(fn)

@@ -264,7 +264,7 @@ export class DistributedRuntime implements Runtime {
     while (!this.#closing) {
       let reply: [Buffer, [Buffer, Buffer[]][]][] | null;
       try {
-        reply = (await reader.xreadBuffer(
+        reply = await reader.xreadBuffer(
           'COUNT',
           2000,
           'BLOCK',
@@ -272,7 +272,7 @@ export class DistributedRuntime implements Runtime {
           'STREAMS',
           stream,
           this.#lastId,
-        )) as typeof reply;
+        );
       } catch {
         if (this.#closing) return;
         await new Promise((r) => setTimeout(r, 200));
@@ -335,7 +335,13 @@ export class DistributedRuntime implements Runtime {
     const names = new Set(live.map((w) => w.name));
     for (const w of live) {
       if (!this.#seenWorkers.has(w.name)) {
-        this.#host?.workerEvent({ type: 'joined', worker: w.name, time: now, pid: w.pid, resources: w.resources });
+        this.#host?.workerEvent({
+          type: 'joined',
+          worker: w.name,
+          time: now,
+          pid: w.pid,
+          resources: w.resources,
+        });
       }
     }
     for (const name of this.#seenWorkers) {

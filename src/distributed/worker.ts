@@ -10,7 +10,6 @@ import { hostname } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import {
   TaskCancelledError,
   TaskDefinitionError,

@@ -31,7 +31,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startRedis(options: { appendonly?: boolean; password?: string } = {}): Promise<TestRedis> {
+export async function startRedis(
+  options: { appendonly?: boolean; password?: string } = {},
+): Promise<TestRedis> {
   const check = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (check.error || check.status !== 0) {
     throw new Error(
@@ -40,7 +42,18 @@ export async function startRedis(options: { appendonly?: boolean; password?: str
   }
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'weft-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', options.appendonly ? 'yes' : 'no'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    options.appendonly ? 'yes' : 'no',
+  ];
   if (options.appendonly) args.push('--appendfsync', 'always');
   if (options.password) args.push('--requirepass', options.password);
   let child: ChildProcess | undefined;
@@ -48,7 +61,16 @@ export async function startRedis(options: { appendonly?: boolean; password?: str
     child = spawn('redis-server', args, { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      const ping = spawnSync('redis-cli', ['-p', String(port), ...(options.password ? ['-a', options.password, '--no-auth-warning'] : []), 'ping'], { encoding: 'utf8' });
+      const ping = spawnSync(
+        'redis-cli',
+        [
+          '-p',
+          String(port),
+          ...(options.password ? ['-a', options.password, '--no-auth-warning'] : []),
+          'ping',
+        ],
+        { encoding: 'utf8' },
+      );
       if (ping.stdout.trim() === 'PONG') return;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -71,7 +93,16 @@ export async function startRedis(options: { appendonly?: boolean; password?: str
       await launch();
     },
     cli(...cmd: string[]) {
-      return spawnSync('redis-cli', ['-p', String(port), ...(options.password ? ['-a', options.password, '--no-auth-warning'] : []), ...cmd], { encoding: 'utf8' }).stdout;
+      return spawnSync(
+        'redis-cli',
+        [
+          '-p',
+          String(port),
+          ...(options.password ? ['-a', options.password, '--no-auth-warning'] : []),
+          ...cmd,
+        ],
+        { encoding: 'utf8' },
+      ).stdout;
     },
   };
 }
