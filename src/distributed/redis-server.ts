@@ -4,7 +4,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigurationError } from '../core/errors.js';
@@ -97,6 +97,7 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
       ),
     );
   });
+  await waitForPort(port, 10_000);
   supervisor.unref();
   (supervisor.channel as { unref?: () => void } | undefined)?.unref?.();
   return {
@@ -111,4 +112,26 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
       clearTimeout(timer);
     },
   };
+}
+
+/** Resolves once something accepts TCP connections on the loopback port. */
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ port, host: '127.0.0.1' });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) {
+      throw new ConfigurationError(
+        `redis-server did not accept connections on 127.0.0.1:${port} within ${timeoutMs / 1000} s.`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }

@@ -102,7 +102,7 @@ export class DistributedRuntime implements Runtime {
     this.#inflight.set(attempt.id, attempt);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      setImmediate(() => void this.#flush());
+      queueMicrotask(() => void this.#flush());
     }
   }
 

@@ -130,6 +130,16 @@ export async function startClusterWorker(
     }
   };
 
+  const startedAt = Date.now();
+  /** Attempts cancelled by their clients, heard on the control channel. */
+  const cancelledHere = new Set<string>();
+  const modules = new Map<string, boolean>();
+  const moduleExists = (url: string): boolean => {
+    let known = modules.get(url);
+    if (known === undefined) modules.set(url, (known = existsSync(fileURLToPath(url))));
+    return known;
+  };
+
   // ---- the pool that runs user code ------------------------------------------------------
   const running = new Map<string, LocalAttempt>();
   let attemptIds = 0;
@@ -150,7 +160,25 @@ export async function startClusterWorker(
   };
   await pool.start(host);
 
-  const report = async (
+  // Results are written in batches: every report made in one turn of the event loop goes out in
+  // one pipeline (tiny tasks would otherwise cost a Redis round trip each).
+  let outbox: { client: string; fields: (string | Buffer)[] }[] = [];
+  let flushing: Promise<void> | undefined;
+  const flushReports = async (): Promise<void> => {
+    await new Promise((resolve) => setImmediate(resolve));
+    const batch = outbox;
+    outbox = [];
+    flushing = undefined;
+    const pipeline = redis.pipeline();
+    const clients = new Set<string>();
+    for (const { client, fields } of batch) {
+      pipeline.xadd(k.out(client), '*', ...fields);
+      clients.add(client);
+    }
+    for (const client of clients) pipeline.expire(k.out(client), retentionSeconds);
+    await pipeline.exec();
+  };
+  const report = (
     client: string,
     id: number,
     status: ResultStatus,
@@ -158,11 +186,8 @@ export async function startClusterWorker(
   ): Promise<void> => {
     const fields: (string | Buffer)[] = ['i', String(id), 's', status, 'w', name];
     if (payload !== undefined) fields.push('v', encode(payload));
-    await redis
-      .multi()
-      .xadd(k.out(client), '*', ...fields)
-      .expire(k.out(client), retentionSeconds)
-      .exec();
+    outbox.push({ client, fields });
+    return (flushing ??= flushReports());
   };
   const crossable = (v: unknown): boolean => canCross(v, 'process');
 
@@ -180,13 +205,16 @@ export async function startClusterWorker(
         `The arguments of job ${job.id} are gone from Redis (key ${data.pk}); the client may have shut down.`,
       );
     const argLists = decode(payload) as unknown[][];
+    // Cancels reach live workers by pub/sub; a job older than this worker may have been
+    // cancelled before it subscribed, so only then ask Redis.
     const cancelled =
-      data.t.length > 0
+      job.timestamp < startedAt && data.t.length > 0
         ? await redis.smismember(k.cancelled(data.c), ...data.t.map((t) => String(t.i)))
-        : [];
+        : data.t.map((t) => (cancelledHere.has(`${data.c} ${t.i}`) ? 1 : 0));
     const need = parseSignature(
       job.queueName === 'tasks' ? '' : job.queueName.slice('tasks-'.length),
     );
+    const hasResources = Object.keys(need).length > 0;
     await Promise.all(
       data.t.map(async (wire, index) => {
         if (cancelled[index] === 1) return;
@@ -205,7 +233,7 @@ export async function startClusterWorker(
           );
           return;
         }
-        if (ref.kind === 'module' && !existsSync(fileURLToPath(ref.moduleUrl))) {
+        if (ref.kind === 'module' && !moduleExists(ref.moduleUrl)) {
           await report(
             data.c,
             wire.i,
@@ -219,7 +247,11 @@ export async function startClusterWorker(
           );
           return;
         }
-        await admit(need);
+        // Tasks holding resources wait for room; the rest go straight to the pool, which runs
+        // `concurrency` at once and pipelines the others (admitting them one by one would make
+        // a chunk of tiny tasks pay a full round trip each).
+        const gated = hasResources;
+        if (gated) await admit(need);
         try {
           const outcome = await new Promise<Outcome>((done) => {
             const attempt: LocalAttempt = {
@@ -243,7 +275,7 @@ export async function startClusterWorker(
           if (outcome.ok) await report(data.c, wire.i, 'ok', outcome.value);
           else await report(data.c, wire.i, 'error', toEnvelope(outcome.error, crossable));
         } finally {
-          giveBack(need);
+          if (gated) giveBack(need);
         }
       }),
     );
@@ -301,6 +333,8 @@ export async function startClusterWorker(
     const [verb, a, b] = message.split(' ');
     if (verb === 'sig' && a !== undefined) listen(a);
     else if (verb === 'cancel' && a && b) {
+      if (cancelledHere.size > 100_000) cancelledHere.clear();
+      cancelledHere.add(`${a} ${b}`);
       const attempt = running.get(`${a} ${b}`);
       if (attempt)
         pool.abort(
