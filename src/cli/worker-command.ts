@@ -21,12 +21,17 @@ export interface WorkerCommandOptions {
 /** Parses `GPU=2,mem=16` into `{ GPU: 2, mem: 16 }`; throws `ConfigurationError` naming the bad part. */
 export function parseResourceList(text: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     const key = eq < 0 ? '' : part.slice(0, eq).trim();
     const amount = eq < 0 ? NaN : Number(part.slice(eq + 1));
     if (!key || !Number.isFinite(amount) || amount < 0) {
-      throw new ConfigurationError(`--resources: '${part}' is not KEY=NUM with a non-negative number; write e.g. --resources GPU=2,mem=16.`);
+      throw new ConfigurationError(
+        `--resources: '${part}' is not KEY=NUM with a non-negative number; write e.g. --resources GPU=2,mem=16.`,
+      );
     }
     out[key] = amount;
   }
@@ -36,14 +41,19 @@ export function parseResourceList(text: string): Record<string, number> {
 export async function workerCommand(options: WorkerCommandOptions): Promise<void> {
   const address = options.address ?? process.env.WEFT_ADDRESS;
   if (!address) {
-    throw new ConfigurationError('weft worker needs --address redis://host:port (or WEFT_ADDRESS): the Redis of the cluster to join.');
+    throw new ConfigurationError(
+      'weft worker needs --address redis://host:port (or WEFT_ADDRESS): the Redis of the cluster to join.',
+    );
   }
   parseAddress(address, '--address');
-  const concurrency = options.concurrency === undefined ? 1 : parseWorkers(options.concurrency, '--concurrency');
+  const concurrency =
+    options.concurrency === undefined ? 1 : parseWorkers(options.concurrency, '--concurrency');
   const resources = options.resources ? parseResourceList(options.resources) : {};
   const pool = options.pool ?? 'threads';
   if (pool !== 'threads' && pool !== 'processes') {
-    throw new ConfigurationError(`--pool must be threads or processes, got ${JSON.stringify(pool)}.`);
+    throw new ConfigurationError(
+      `--pool must be threads or processes, got ${JSON.stringify(pool)}.`,
+    );
   }
   const handle = await startClusterWorker({
     address,
@@ -58,7 +68,9 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   });
   await new Promise<void>((resolve) => {
     const leave = (signal: string): void => {
-      process.stderr.write(`weft worker: ${signal}: finishing running tasks, then leaving (send it again to stop at once)\n`);
+      process.stderr.write(
+        `weft worker: ${signal}: finishing running tasks, then leaving (send it again to stop at once)\n`,
+      );
       process.once(signal, () => process.exit(130));
       void handle.close().then(resolve);
     };
