@@ -21,6 +21,7 @@ import {
   bullPriority,
   decode,
   encode,
+  eventsMaxLen,
   inlineLimitBytes,
   keys,
   maxPayloadBytes,
@@ -67,6 +68,8 @@ export class DistributedRuntime implements Runtime {
   #registryTimer: NodeJS.Timeout | undefined;
   #knownSigs = new Set<string>();
   #seenWorkers = new Set<string>();
+  /** A dashboard watches the cluster: publish this client's submissions and cancels. */
+  #watched = false;
   #jobs = 0;
 
   constructor(options: DistributedRuntimeOptions) {
@@ -110,13 +113,16 @@ export class DistributedRuntime implements Runtime {
     if (!this.#inflight.delete(attempt.id)) return;
     const redis = this.#redis!;
     const k = this.#keys;
-    void redis
+    const multi = redis
       .multi()
       .sadd(k.cancelled(this.clientId), String(attempt.id))
       .expire(k.cancelled(this.clientId), retentionSeconds)
-      .publish(k.control, `cancel ${this.clientId} ${attempt.id}`)
-      .exec()
-      .catch(() => undefined);
+      .publish(k.control, `cancel ${this.clientId} ${attempt.id}`);
+    if (this.#watched) {
+      const event = { type: 'cancelled', key: attempt.key, name: attempt.name, time: Date.now() };
+      multi.xadd(k.events, 'MAXLEN', '~', String(eventsMaxLen), '*', 'e', JSON.stringify([event]));
+    }
+    void multi.exec().catch(() => undefined);
     // The scheduler has settled the task; the worker stops it (signal, then its pool worker).
     this.#host!.settled(attempt, { ok: false, error: _reason });
   }
@@ -213,6 +219,26 @@ export class DistributedRuntime implements Runtime {
         });
         for (const a of chunk)
           if (a.timeoutMs === undefined && !wantsStarts) this.#host!.started(a, 'cluster');
+      }
+      if (this.#watched) {
+        const now = Date.now();
+        const submitted = live.map((a) => ({
+          type: 'submitted',
+          key: a.key,
+          name: a.name,
+          time: now,
+          attempt: a.number,
+        }));
+        big.xadd(
+          this.#keys.events,
+          'MAXLEN',
+          '~',
+          String(eventsMaxLen),
+          '*',
+          'e',
+          JSON.stringify(submitted),
+        );
+        hasBig = true;
       }
       try {
         if (hasBig) await big.exec();
@@ -325,7 +351,11 @@ export class DistributedRuntime implements Runtime {
   }
 
   async #refreshRegistry(): Promise<void> {
-    const raw = await this.#redis!.hgetall(this.#keys.workers);
+    const [[, raw], [, watch]] = ((await this.#redis!.multi()
+      .hgetall(this.#keys.workers)
+      .exists(this.#keys.watch)
+      .exec()) ?? []) as [[unknown, Record<string, string>], [unknown, number]];
+    this.#watched = watch === 1;
     const now = Date.now();
     const all = Object.values(raw).map((v) => JSON.parse(v) as WorkerInfo);
     const live = all.filter((w) => now - w.seen < 10_000);

@@ -19,6 +19,9 @@
  *   P:workers                          hash name -> JSON WorkerInfo, refreshed every 2 s by each
  *                                      worker; entries older than 10 s are dead.
  *   P:sigs                             set of resource signatures in use (clients add).
+ *   P:watch                            exists (5 s TTL, refreshed) while a dashboard watches.
+ *   P:events                           capped stream of task-event batches (JSON), written by
+ *                                      workers and clients only while P:watch exists.
  *   channel P:control                  pub/sub: `cancel <clientId> <attemptId>`, `sig <signature>`.
  *
  * A job is a chunk of attempts of one client (map and bursts of submits travel together):
@@ -66,6 +69,8 @@ export interface WorkerInfo {
   running: number;
 }
 
+/** Entries kept in the dashboard event stream (each holds a batch of events). */
+export const eventsMaxLen = 10_000;
 /** Payloads larger than this go to their own key instead of the job's JSON. */
 export const inlineLimitBytes = 16 * 1024;
 /** Refused at submit: Redis holds every payload in memory. */
@@ -128,6 +133,8 @@ export function keys(prefix: string) {
     workers: `${prefix}:workers`,
     sigs: `${prefix}:sigs`,
     control: `${prefix}:control`,
+    events: `${prefix}:events`,
+    watch: `${prefix}:watch`,
   };
 }
 

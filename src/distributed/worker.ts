@@ -14,8 +14,10 @@ import {
   TaskCancelledError,
   TaskDefinitionError,
   WorkerCrashedError,
+  describeError,
   toEnvelope,
 } from '../core/errors.js';
+import type { TaskEvent } from '../core/events.js';
 import type { Attempt, Outcome, RuntimeHost, TaskRef } from '../core/runtime.js';
 import { definitionOf, projectRoot } from '../core/task.js';
 import { canCross } from '../core/values.js';
@@ -24,6 +26,7 @@ import { connect, redisOptions, waitForRedis } from './connection.js';
 import {
   decode,
   encode,
+  eventsMaxLen,
   keys,
   parseSignature,
   queueName,
@@ -67,6 +70,7 @@ interface LocalAttempt extends Attempt {
   client: string;
   /** The client's attempt id. */
   wireId: number;
+  startedAt?: number;
   done: (outcome: Outcome) => void;
   resources: Record<string, number>;
 }
@@ -150,6 +154,15 @@ export async function startClusterWorker(
   const host: RuntimeHost = {
     started: (attempt) => {
       const a = attempt as LocalAttempt;
+      a.startedAt = Date.now();
+      emit({
+        type: 'started',
+        key: a.key,
+        name: a.name,
+        time: a.startedAt,
+        worker: name,
+        attempt: a.number,
+      });
       if (attempt.timeoutMs !== undefined) void report(a.client, a.wireId, 'started', undefined);
     },
     settled: (attempt, outcome) => (attempt as LocalAttempt).done(outcome),
@@ -163,11 +176,16 @@ export async function startClusterWorker(
   // Results are written in batches: every report made in one turn of the event loop goes out in
   // one pipeline (tiny tasks would otherwise cost a Redis round trip each).
   let outbox: { client: string; fields: (string | Buffer)[] }[] = [];
+  /** Task events for dashboards, sent only while one watches the cluster (`P:watch` exists). */
+  let events: TaskEvent[] = [];
+  let watched = false;
   let flushing: Promise<void> | undefined;
   const flushReports = async (): Promise<void> => {
     await new Promise((resolve) => setImmediate(resolve));
     const batch = outbox;
+    const batchEvents = events;
     outbox = [];
+    events = [];
     flushing = undefined;
     const pipeline = redis.pipeline();
     const clients = new Set<string>();
@@ -176,8 +194,20 @@ export async function startClusterWorker(
       clients.add(client);
     }
     for (const client of clients) pipeline.expire(k.out(client), retentionSeconds);
+    if (batchEvents.length > 0) {
+      pipeline.xadd(
+        k.events,
+        'MAXLEN',
+        '~',
+        String(eventsMaxLen),
+        '*',
+        'e',
+        JSON.stringify(batchEvents),
+      );
+    }
     await pipeline.exec();
   };
+  const schedule = (): Promise<void> => (flushing ??= flushReports());
   const report = (
     client: string,
     id: number,
@@ -187,7 +217,12 @@ export async function startClusterWorker(
     const fields: (string | Buffer)[] = ['i', String(id), 's', status, 'w', name];
     if (payload !== undefined) fields.push('v', encode(payload));
     outbox.push({ client, fields });
-    return (flushing ??= flushReports());
+    return schedule();
+  };
+  const emit = (event: TaskEvent): void => {
+    if (!watched) return;
+    events.push(event);
+    void schedule();
   };
   const crossable = (v: unknown): boolean => canCross(v, 'process');
 
@@ -253,8 +288,9 @@ export async function startClusterWorker(
         const gated = hasResources;
         if (gated) await admit(need);
         try {
+          let attempt: LocalAttempt | undefined;
           const outcome = await new Promise<Outcome>((done) => {
-            const attempt: LocalAttempt = {
+            attempt = {
               id: ++attemptIds,
               key: wire.k,
               wireId: wire.i,
@@ -272,6 +308,20 @@ export async function startClusterWorker(
             pool.run(attempt);
           });
           running.delete(`${data.c} ${wire.i}`);
+          if (watched) {
+            const now = Date.now();
+            const ran = attempt?.startedAt ? { durationMs: now - attempt.startedAt } : {};
+            emit({
+              type: outcome.ok ? 'finished' : 'failed',
+              key: wire.k,
+              name: wire.ref.name,
+              time: now,
+              worker: name,
+              attempt: wire.n,
+              ...ran,
+              ...(outcome.ok ? {} : { error: describeError(outcome.error) }),
+            });
+          }
           if (outcome.ok) await report(data.c, wire.i, 'ok', outcome.value);
           else await report(data.c, wire.i, 'error', toEnvelope(outcome.error, crossable));
         } finally {
@@ -357,7 +407,10 @@ export async function startClusterWorker(
       seen: Date.now(),
       running: running.size,
     };
-    await redis.hset(k.workers, name, JSON.stringify(info));
+    const [, seen] =
+      (await redis.multi().hset(k.workers, name, JSON.stringify(info)).exists(k.watch).exec()) ??
+      [];
+    watched = seen?.[1] === 1;
   };
   await heartbeat();
   const beat = setInterval(() => void heartbeat().catch(() => undefined), 2000);

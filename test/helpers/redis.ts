@@ -76,20 +76,24 @@ export async function startRedis(
     }
     throw new Error(`redis-server on port ${port} did not answer PING within 10 s`);
   };
+  const halt = async (hard: boolean): Promise<void> => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill(hard ? 'SIGKILL' : 'SIGTERM');
+    await exited;
+  };
   await launch();
   const auth = options.password ? `:${encodeURIComponent(options.password)}@` : '';
   return {
     address: `redis://${auth}127.0.0.1:${port}`,
     port,
     async stop(hard = false) {
-      const c = child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      const exited = new Promise((r) => c.once('exit', r));
-      c.kill(hard ? 'SIGKILL' : 'SIGTERM');
-      await exited;
+      await halt(hard);
+      removeDir(dir);
     },
     async restart() {
-      await this.stop();
+      await halt(false);
       await launch();
     },
     cli(...cmd: string[]) {
