@@ -9,6 +9,8 @@
  *            must report the start, because a timeout clock is waiting for it).
  *   `abort`  (parent) abort attempt `id` with `reason`: a queued one is dropped and reported
  *            back as `aborted`; a running one has its AbortSignal fired.
+ *   `steal`  (parent) give back the attempts `ids` that have not started (an idle worker will
+ *            run them); each comes back as `stolen`, the others simply run here.
  * Worker → parent
  *   `ready`  (worker) the bootstrap has loaded; `pid` of the worker process.
  *   `batch`  (worker) `done`: results in completion order (value, error envelope, or aborted);
@@ -30,10 +32,13 @@ export interface WireTask {
 export type WireResult =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: ErrorEnvelope }
-  | { id: number; ok: false; aborted: true };
+  | { id: number; ok: false; aborted: true }
+  | { id: number; ok: false; stolen: true };
 
 export type ToWorker =
-  { t: 'run'; tasks: WireTask[] } | { t: 'abort'; id: number; reason: ErrorEnvelope };
+  | { t: 'run'; tasks: WireTask[] }
+  | { t: 'abort'; id: number; reason: ErrorEnvelope }
+  | { t: 'steal'; ids: number[] };
 
 export type FromWorker =
   | { t: 'ready'; pid: number }

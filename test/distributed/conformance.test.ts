@@ -5,14 +5,22 @@
 import { DistributedExecutor } from 'weft';
 import { conformance } from '../conformance/suite.js';
 
-conformance('DistributedExecutor (local cluster, threads)', () => new DistributedExecutor({ workers: 2, localProcesses: false }), {
-  inline: false,
-  immediate: false,
-  parallel: true,
-});
+conformance(
+  'DistributedExecutor (local cluster, threads)',
+  () => new DistributedExecutor({ workers: 2, localProcesses: false }),
+  {
+    inline: false,
+    immediate: false,
+    parallel: true,
+  },
+);
 
-conformance('DistributedExecutor (local cluster, processes)', () => new DistributedExecutor({ workers: 2, localProcesses: true }), {
-  inline: false,
-  immediate: false,
-  parallel: true,
-});
+conformance(
+  'DistributedExecutor (local cluster, processes)',
+  () => new DistributedExecutor({ workers: 2, localProcesses: true }),
+  {
+    inline: false,
+    immediate: false,
+    parallel: true,
+  },
+);

@@ -226,6 +226,15 @@ function onMessage(message: ToWorker): void {
   if (message.t === 'run') {
     for (const task of message.tasks) queue.push(task);
     void drain();
+  } else if (message.t === 'steal') {
+    const wanted = new Set(message.ids);
+    for (let i = queue.length - 1; i >= 0; i--) {
+      const task = queue[i]!;
+      if (!wanted.has(task.id)) continue;
+      queue.splice(i, 1);
+      finish({ id: task.id, ok: false, stolen: true });
+    }
+    flush();
   } else if (message.t === 'abort') {
     if (running && running.task.id === message.id) {
       (running.controller ??= new AbortController()).abort(fromEnvelope(message.reason));
@@ -235,7 +244,7 @@ function onMessage(message: ToWorker): void {
     if (index >= 0) {
       queue.splice(index, 1);
       finish({ id: message.id, ok: false, aborted: true });
-      if (!draining) flush();
+      flush();
     }
   }
 }

@@ -60,6 +60,8 @@ interface PoolWorker {
 
 interface Slot {
   worker: PoolWorker;
+  /** A steal request for it is on its way to the worker. */
+  stealing: boolean;
   aborted: Error | undefined;
   graceTimer: NodeJS.Timeout | undefined;
 }
@@ -148,7 +150,12 @@ export class WorkerPoolRuntime implements Runtime {
       // Every worker is being replaced right now; one will be back shortly.
       target = this.#spawn();
     }
-    const slot: Slot = { worker: target, aborted: undefined, graceTimer: undefined };
+    const slot: Slot = {
+      worker: target,
+      stealing: false,
+      aborted: undefined,
+      graceTimer: undefined,
+    };
     attempt.slot = slot;
     target.queue.push(attempt);
     target.outbox.push({
@@ -307,6 +314,13 @@ export class WorkerPoolRuntime implements Runtime {
       queue.splice(index, 1);
       const slot = attempt.slot as Slot;
       if (slot.graceTimer) clearTimeout(slot.graceTimer);
+      if ('stolen' in result) {
+        // Given back unstarted for an idle worker: run it again without counting an attempt.
+        if (slot.aborted) host.settled(attempt, { ok: false, error: slot.aborted });
+        else host.requeue(attempt);
+        if (index === 0) this.#headChanged(worker);
+        continue;
+      }
       let outcome: Outcome;
       if (result.ok) outcome = { ok: true, value: result.value };
       else if ('aborted' in result)
@@ -336,10 +350,42 @@ export class WorkerPoolRuntime implements Runtime {
       worker.headSince = performance.now();
       host.started(worker.queue[0], worker.name);
     }
-    if (worker.queue.length === 0 && worker.referenced) {
-      worker.referenced = false;
-      worker.transport.unref();
+    if (worker.queue.length === 0) {
+      this.#steal(worker);
+      if (worker.referenced && worker.queue.length === 0) {
+        worker.referenced = false;
+        worker.transport.unref();
+      }
     }
+  }
+
+  /**
+   * `idle` has nothing to do: take back the unstarted half of the longest queue behind a running
+   * task (pipelining sent it ahead before anyone knew that task would be long). The scheduler
+   * dispatches what comes back to whoever is free.
+   */
+  #steal(idle: PoolWorker): void {
+    if (idle.state === 'dead') return;
+    let victim: PoolWorker | undefined;
+    let spare = 0;
+    for (const w of this.#workers) {
+      if (w === idle || w.state === 'dead' || !w.headStarted) continue;
+      let n = 0;
+      for (let i = 1; i < w.queue.length; i++) if (!(w.queue[i]!.slot as Slot).stealing) n++;
+      if (n > spare) {
+        spare = n;
+        victim = w;
+      }
+    }
+    if (!victim) return;
+    const ids: number[] = [];
+    for (let i = victim.queue.length - 1; i >= 1 && ids.length < Math.ceil(spare / 2); i--) {
+      const slot = victim.queue[i]!.slot as Slot;
+      if (slot.stealing || slot.aborted) continue;
+      slot.stealing = true;
+      ids.push(victim.queue[i]!.id);
+    }
+    if (ids.length > 0) victim.transport.send({ t: 'steal', ids });
   }
 
   /** queue[0] changed: report it started unless the worker will say so itself (timed tasks). */

@@ -1,0 +1,14 @@
+import { LocalPoolExecutor } from 'weft';
+import { conformance } from './conformance/suite.js';
+import { poolSpecifics } from './pool/specifics.js';
+
+conformance(
+  'LocalPoolExecutor (threads)',
+  () => new LocalPoolExecutor({ scheduler: 'threads', workers: 2 }),
+  {
+    inline: false,
+    immediate: false,
+    parallel: true,
+  },
+);
+poolSpecifics('threads');
