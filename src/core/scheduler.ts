@@ -523,9 +523,13 @@ export class Scheduler implements RuntimeHost {
       case 'blocked':
         this.#blocked = this.#blocked.filter((r) => r !== record);
         break;
-      case 'running':
-        if (record.current) this.#runtime.abort(record.current, reason, this.#graceMs);
+      case 'running': {
+        // Detach first: a runtime may report the aborted attempt synchronously.
+        const attempt = record.current;
+        record.current = undefined;
+        if (attempt) this.#runtime.abort(attempt, reason, this.#graceMs);
         break;
+      }
       default:
         break; // waiting and delayed tasks simply never start
     }
