@@ -118,7 +118,7 @@ export function conformance(label: string, make: () => Executor, caps: Capabilit
       });
 
       it('throws at submit for what is not a function', () => {
-        expect(() => ex.submit(42 as never)).toThrow(TaskDefinitionError);
+        expect(() => (ex.submit as (fn: unknown) => unknown)(42)).toThrow(TaskDefinitionError);
       });
 
       if (caps.inline) {
@@ -175,7 +175,7 @@ export function conformance(label: string, make: () => Executor, caps: Capabilit
           nested: { list: [1, [2, [3]]], nothing: undefined, nan: NaN },
           error: new TypeError('as a value', { cause: new Error('inner') }),
         };
-        const back = await ex.submit(echo, value);
+        const back = (await ex.submit(echo, value)) as typeof value;
         expect(back.date).toBeInstanceOf(Date);
         expect(back.date.getTime()).toBe(value.date.getTime());
         expect(back.regexp).toBeInstanceOf(RegExp);
@@ -322,7 +322,9 @@ export function conformance(label: string, make: () => Executor, caps: Capabilit
           f.then(mark, mark);
         }
         const yielded: Future<unknown>[] = [];
-        for await (const f of asCompleted(futures)) {
+        // TypeScript types a for-await variable as the awaited value; the iterator yields futures.
+        for await (const item of asCompleted(futures) as AsyncIterable<unknown>) {
+          const f = item as Future<unknown>;
           expect(['finished', 'error']).toContain(f.status);
           yielded.push(f);
         }

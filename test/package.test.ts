@@ -1,0 +1,66 @@
+/**
+ * Smoke test of the published shape: `npm pack`, install the tarball in a fresh project, import
+ * 'weft' by name, run tasks on threads and processes, and run the `weft` binary.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+describe('the packed package', () => {
+  it(
+    'installs and works by its name, with its bin and worker entry files',
+    { timeout: 180_000 },
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'weft-pack-'));
+      const packed = execFileSync('npm', ['pack', '--pack-destination', dir, '--silent'], {
+        cwd: root,
+        encoding: 'utf8',
+      })
+        .trim()
+        .split('\n')
+        .pop()!;
+      const app = join(dir, 'app');
+      execFileSync('mkdir', ['-p', app]);
+      writeFileSync(
+        join(app, 'package.json'),
+        JSON.stringify({ name: 'app', version: '1.0.0', type: 'module', private: true }),
+      );
+      execFileSync(
+        'npm',
+        ['install', '--no-audit', '--no-fund', '--prefer-offline', '--silent', join(dir, packed)],
+        { cwd: app, stdio: 'inherit' },
+      );
+      writeFileSync(
+        join(app, 'tasks.js'),
+        `import { task } from 'weft';\nexport const square = task(function square(x) { return x * x; });\n`,
+      );
+      writeFileSync(
+        join(app, 'main.js'),
+        `import { LocalPoolExecutor, LocalExecutor } from 'weft';
+       import { square } from './tasks.js';
+       const out = [];
+       for (const scheduler of ['threads', 'processes']) {
+         out.push(await new LocalPoolExecutor({ scheduler, workers: 2 }).start((ex) => ex.wait(ex.map(square, [1, 2, 3]))));
+       }
+       out.push(await new LocalExecutor().start((ex) => ex.submit(square, 4)));
+       console.log(JSON.stringify(out));`,
+      );
+      const output = execFileSync(process.execPath, ['main.js'], {
+        cwd: app,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(output.trim()).toBe('[[1,4,9],[1,4,9],16]');
+      const help = execFileSync(join(app, 'node_modules/.bin/weft'), ['--help'], {
+        encoding: 'utf8',
+      });
+      expect(help).toContain('run [options] <file>');
+      expect(help).toContain('worker');
+    },
+  );
+});
