@@ -234,15 +234,15 @@ async function extraFigures() {
     out.submitUs = ((performance.now() - t) * 1000) / n;
     await ex.shutdown();
   }
-  if (global.gc) {
+  if (globalThis.gc) {
     const ex = await new LocalPoolExecutor({ scheduler: 'threads', workers: 1 }).start();
     const blocker = ex.submit(cpu, 3_000);
     await new Promise((r) => setTimeout(r, 100));
-    global.gc();
+    globalThis.gc();
     const before = process.memoryUsage().heapUsed;
     const futures = new Array(100_000);
     for (let i = 0; i < futures.length; i++) futures[i] = ex.submit(noop);
-    global.gc();
+    globalThis.gc();
     out.heapMb = (process.memoryUsage().heapUsed - before) / 1024 / 1024;
     await blocker;
     await ex.wait(futures);
