@@ -51,15 +51,7 @@ export async function watchCluster(address: string, prefix = 'weft'): Promise<Cl
     while (!closing) {
       let reply: [string, [string, string[]][]][] | null;
       try {
-        reply = (await reader.xread(
-          'COUNT',
-          1000,
-          'BLOCK',
-          1000,
-          'STREAMS',
-          k.events,
-          last,
-        )) as typeof reply;
+        reply = await reader.xread('COUNT', 1000, 'BLOCK', 1000, 'STREAMS', k.events, last);
       } catch {
         if (closing) return;
         await new Promise((r) => setTimeout(r, 200));
