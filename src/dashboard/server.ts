@@ -10,6 +10,9 @@ export interface DashboardOptions {
   host?: string;
 }
 
-export function startDashboard(_events: ExecutorEvents, _options: DashboardOptions): Promise<DashboardHandle> {
+export function startDashboard(
+  _events: ExecutorEvents,
+  _options: DashboardOptions,
+): Promise<DashboardHandle> {
   return Promise.reject(new Error('The dashboard is not built yet.'));
 }
