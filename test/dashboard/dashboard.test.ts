@@ -88,7 +88,7 @@ describe('dashboard', () => {
         expect(await page.textContent('.error pre')).toContain('failPlain');
         await ex.wait(work);
         await page.waitForFunction(
-          () => document.getElementById('names')!.textContent!.includes('24 / 24'),
+          () => document.getElementById('names')!.textContent.includes('24 / 24'),
           undefined,
           { timeout: 20_000 },
         );
