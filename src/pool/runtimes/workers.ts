@@ -69,19 +69,6 @@ interface Slot {
 /** After this many workers in a row die before becoming ready, the pool stops respawning. */
 const maxBootstrapFailures = 3;
 const startTimeoutMs = 60_000;
-/** Tasks per message to a worker. */
-const messageBatch = 64;
-const bulkBytes = 64 * 1024;
-
-/** Whether an argument list holds a large binary value at its top level. */
-function carriesBulk(args: unknown[]): boolean {
-  for (const arg of args) {
-    if (ArrayBuffer.isView(arg) || arg instanceof ArrayBuffer) {
-      if (arg.byteLength >= bulkBytes) return true;
-    }
-  }
-  return false;
-}
 
 export class WorkerPoolRuntime implements Runtime {
   readonly boundary: Boundary;
@@ -196,19 +183,7 @@ export class WorkerPoolRuntime implements Runtime {
       if (w.outbox.length === 0 || w.state === 'dead') continue;
       const tasks = w.outbox;
       w.outbox = [];
-      // Tasks carrying large binary arguments travel one per message: serializing many MiB into
-      // one message costs repeated buffer growth, and the worker can start on the first task
-      // while the next is still being copied.
-      let small: WireTask[] = [];
-      for (const task of tasks) {
-        if (carriesBulk(task.args)) w.transport.send({ t: 'run', tasks: [task] });
-        else small.push(task);
-        if (small.length >= messageBatch) {
-          w.transport.send({ t: 'run', tasks: small });
-          small = [];
-        }
-      }
-      if (small.length > 0) w.transport.send({ t: 'run', tasks: small });
+      w.transport.send({ t: 'run', tasks });
     }
   }
 
