@@ -226,6 +226,21 @@ export async function startClusterWorker(
   };
   const crossable = (v: unknown): boolean => canCross(v, 'process');
 
+  /** Why this worker will not run a task (a message for TaskDefinitionError), if it will not. */
+  const refuse = (ref: TaskRef, wire: JobData['t'][number]): string | undefined => {
+    if (ref.kind === 'source' && !acceptSource) {
+      return `Worker ${name} runs only tasks defined with task() in its own modules (started with --no-source), but task '${wire.ref.name}' (key ${wire.k}) was sent as a plain function's source. Define it with task() at the top level of a module the worker can load.`;
+    }
+    if (ref.kind === 'module' && !moduleExists(ref.moduleUrl)) {
+      const relative =
+        wire.ref.kind === 'module' && wire.ref.projectPath
+          ? join(projectRoot(process.cwd()), wire.ref.projectPath)
+          : 'a project-relative path';
+      return `Worker ${name} cannot find the module of task '${ref.name}' (key ${wire.k}): neither ${fileURLToPath(ref.moduleUrl)} nor ${relative} exists on this machine. Start the worker from a checkout of the same project (its working directory inside it).`;
+    }
+    return undefined;
+  };
+
   // ---- taking jobs -----------------------------------------------------------------------
   const processJob = async (job: Job<JobData>): Promise<void> => {
     const data = job.data;
@@ -254,31 +269,13 @@ export async function startClusterWorker(
       data.t.map(async (wire, index) => {
         if (cancelled[index] === 1) return;
         const ref = localRef(wire.ref);
-        if (ref.kind === 'source' && !acceptSource) {
+        const refusal = refuse(ref, wire);
+        if (refusal) {
           await report(
             data.c,
             wire.i,
             'error',
-            toEnvelope(
-              new TaskDefinitionError(
-                `Worker ${name} runs only tasks defined with task() in its own modules (started with --no-source), but task '${wire.ref.name}' (key ${wire.k}) was sent as a plain function's source. Define it with task() at the top level of a module the worker can load.`,
-              ),
-              crossable,
-            ),
-          );
-          return;
-        }
-        if (ref.kind === 'module' && !moduleExists(ref.moduleUrl)) {
-          await report(
-            data.c,
-            wire.i,
-            'error',
-            toEnvelope(
-              new TaskDefinitionError(
-                `Worker ${name} cannot find the module of task '${ref.name}' (key ${wire.k}): neither ${fileURLToPath(ref.moduleUrl)} nor ${wire.ref.kind === 'module' && wire.ref.projectPath ? join(projectRoot(process.cwd()), wire.ref.projectPath) : 'a project-relative path'} exists on this machine. Start the worker from a checkout of the same project (its working directory inside it).`,
-              ),
-              crossable,
-            ),
+            toEnvelope(new TaskDefinitionError(refusal), crossable),
           );
           return;
         }
