@@ -425,13 +425,8 @@ export class Scheduler implements RuntimeHost {
   }
 
   settled(attempt: Attempt, outcome: Outcome): void {
-    const a = attempt as AttemptOf;
-    if (a.reported) return;
-    a.reported = true;
-    this.#release(attempt);
-    const record = a.record;
-    if (record.current === attempt) {
-      record.current = undefined;
+    const record = this.#report(attempt);
+    if (record) {
       if (record.timer) clearTimeout(record.timer);
       record.timer = undefined;
       const timeoutMs = attempt.timeoutMs;
@@ -450,19 +445,28 @@ export class Scheduler implements RuntimeHost {
   }
 
   requeue(attempt: Attempt): void {
-    const a = attempt as AttemptOf;
-    if (a.reported) return;
-    a.reported = true;
-    this.#release(attempt);
-    const record = a.record;
-    if (record.current === attempt) {
-      record.current = undefined;
+    const record = this.#report(attempt);
+    if (record) {
       record.attempts--;
       record.status = 'pending';
       record.where = 'ready';
       this.#ready.push(record);
     }
     this.#schedulePump();
+  }
+
+  /**
+   * Takes a runtime's one report for an attempt: frees its resources and returns its record if
+   * the attempt is still the record's current one (else the scheduler already gave up on it).
+   */
+  #report(attempt: Attempt): TaskRecord | undefined {
+    const a = attempt as AttemptOf;
+    if (a.reported) return undefined;
+    a.reported = true;
+    this.#release(attempt);
+    if (a.record.current !== attempt) return undefined;
+    a.record.current = undefined;
+    return a.record;
   }
 
   capacityAvailable(): void {

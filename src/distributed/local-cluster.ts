@@ -62,6 +62,56 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   };
 }
 
+/** One local worker, as a child process or a thread: how to talk to it and stop it. */
+interface Started {
+  once(event: 'message', listener: (m: { t: string; message?: string }) => void): void;
+  once(
+    event: 'exit',
+    listener: (code: number | null, signal?: NodeJS.Signals | null) => void,
+  ): void;
+  /** Lets this process exit while the worker idles. */
+  release(): void;
+  /** Asks it to finish and leave; kills it after 10 s. */
+  stop(): Promise<void>;
+}
+
+/** Resolves with a stop function once the worker says it is ready; rejects if it fails first. */
+function whenReady(worker: Started, name: string): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    worker.once('message', (m) => {
+      if (m.t !== 'ready') {
+        reject(
+          new WorkerCrashedError(`Local cluster worker ${name} failed to start: ${m.message}`, {
+            worker: name,
+          }),
+        );
+        return;
+      }
+      worker.release();
+      resolve(() => worker.stop());
+    });
+    worker.once('exit', (code, signal) =>
+      reject(
+        new WorkerCrashedError(
+          `Local cluster worker ${name} exited while starting (code ${code}${signal ? `, signal ${signal}` : ''}).`,
+          {
+            exitCode: code,
+            signal: signal ?? null,
+            worker: name,
+          },
+        ),
+      ),
+    );
+  });
+}
+
+async function stopWithin(exited: Promise<void>, ask: () => void, kill: () => void): Promise<void> {
+  ask();
+  const timer = setTimeout(kill, 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
 function startProcess(options: ClusterWorkerOptions): Promise<() => Promise<void>> {
   const child: ChildProcess = fork(fileURLToPath(entry), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -69,70 +119,45 @@ function startProcess(options: ClusterWorkerOptions): Promise<() => Promise<void
     env: { ...process.env, WEFT_CLUSTER_WORKER: JSON.stringify(options) },
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    child.once('message', (m: { t: string; message?: string }) => {
-      if (m.t !== 'ready') {
-        reject(
-          new WorkerCrashedError(
-            `Local cluster worker ${options.name} failed to start: ${m.message}`,
-            { worker: options.name ?? '' },
-          ),
-        );
-        return;
-      }
-      child.unref();
-      (child.channel as { unref?: () => void } | undefined)?.unref?.();
-      resolve(async () => {
+  return whenReady(
+    {
+      once: (event: string, listener: (...a: any[]) => void) => child.once(event, listener),
+      release: () => {
+        child.unref();
+        (child.channel as { unref?: () => void } | undefined)?.unref?.();
+      },
+      stop: async () => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         child.ref();
-        child.send({ t: 'close' });
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-      });
-    });
-    child.once('exit', (code, signal) =>
-      reject(
-        new WorkerCrashedError(
-          `Local cluster worker ${options.name} exited while starting (code ${code}, signal ${signal}).`,
-          { exitCode: code, signal, worker: options.name ?? '' },
-        ),
-      ),
-    );
-  });
+        await stopWithin(
+          exited,
+          () => child.send({ t: 'close' }),
+          () => child.kill('SIGKILL'),
+        );
+      },
+    },
+    options.name ?? '',
+  );
 }
 
 function startThread(options: ClusterWorkerOptions): Promise<() => Promise<void>> {
   const worker = new Worker(entry, { workerData: options, execArgv: [] });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    worker.once('message', (m: { t: string; message?: string }) => {
-      if (m.t !== 'ready') {
-        reject(
-          new WorkerCrashedError(
-            `Local cluster worker ${options.name} failed to start: ${m.message}`,
-            { worker: options.name ?? '' },
-          ),
-        );
-        return;
-      }
-      worker.unref();
-      resolve(async () => {
+  const ready = whenReady(
+    {
+      once: (event: string, listener: (...a: any[]) => void) => worker.once(event, listener),
+      release: () => worker.unref(),
+      stop: async () => {
         worker.ref();
-        worker.postMessage({ t: 'close' });
-        const timer = setTimeout(() => void worker.terminate(), 10_000);
-        await exited;
-        clearTimeout(timer);
-      });
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) =>
-      reject(
-        new WorkerCrashedError(
-          `Local cluster worker ${options.name} exited while starting (code ${code}).`,
-          { exitCode: code, worker: options.name ?? '' },
-        ),
-      ),
-    );
-  });
+        await stopWithin(
+          exited,
+          () => worker.postMessage({ t: 'close' }),
+          () => void worker.terminate(),
+        );
+      },
+    },
+    options.name ?? '',
+  );
+  worker.once('error', () => undefined); // reported through 'exit' while starting
+  return ready;
 }

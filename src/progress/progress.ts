@@ -13,18 +13,43 @@ export interface ProgressOptions {
   stream?: NodeJS.WriteStream;
   /** Text before the bar (default `tasks`). */
   label?: string;
-  /** Draw even when the stream is not a terminal. */
+  /** Draw even when the stream is not a terminal (one line per redraw, every 2 s and at the end). */
   force?: boolean;
-  /** Stops following an executor (its events otherwise end at shutdown). */
+  /**
+   * Stops following and resolves at once when aborted. Following an executor otherwise lasts
+   * until it shuts down; following futures, until they have all settled.
+   */
   signal?: AbortSignal;
 }
 
+interface Counts {
+  /** Tasks seen: submitted to the executor, or futures given. */
+  total: number;
+  finished: number;
+  /** Failed or cancelled. */
+  failed: number;
+  running: number;
+}
+
 /**
- * Draws a progress bar until the futures have all settled, or, for an executor, until it shuts
- * down (or `signal` aborts). Never rejects because a task failed.
+ * Draws a progress bar of `target`'s tasks: settled/total, failed (cancelled ones included),
+ * running, rate in tasks/s and the time left.
+ *
+ * - For an executor, the total is what has been submitted so far; the returned promise resolves
+ *   when the executor shuts down (its event stream ends) or `signal` aborts. Start it inside
+ *   `start(body)` or right after `start()`.
+ * - For futures, it resolves once every one of them has settled, or when `signal` aborts.
+ *
+ * It never rejects because a task failed. The bar appears with the first task, so a job that runs
+ * none draws nothing; a bar interrupted by SIGINT/SIGTERM gives back the cursor first.
  * @example
  * const futures = ex.map(resize, files);
- * await progress(futures);
+ * await progress(futures, { label: 'resize' });
+ * @example
+ * await new LocalPoolExecutor().start(async (ex) => {
+ *   void progress(ex); // ends when start() shuts the executor down
+ *   return ex.wait(ex.map(resize, files));
+ * });
  */
 export async function progress(
   target: Executor | Iterable<Future<unknown>>,
@@ -32,60 +57,16 @@ export async function progress(
 ): Promise<void> {
   const stream = options.stream ?? process.stderr;
   const draw = options.force === true || stream.isTTY === true;
-  const counts = { total: 0, done: 0, failed: 0, running: 0 };
-  const started = performance.now();
-  const bar = draw
-    ? new cliProgress.SingleBar(
-        {
-          stream,
-          format: `${options.label ?? 'tasks'} {bar} {value}/{total} | failed {failed} | running {running} | {rate}/s | ETA {eta_formatted}`,
-          hideCursor: true,
-          clearOnComplete: false,
-          fps: 10,
-          etaBuffer: 50,
-          noTTYOutput: options.force === true && stream.isTTY !== true,
-        },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
-  const payload = () => ({
-    failed: counts.failed,
-    running: counts.running,
-    rate: Math.round(
-      (counts.done + counts.failed) / Math.max(0.001, (performance.now() - started) / 1000),
-    ),
-  });
-  bar?.start(0, 0, payload());
-  const update = (): void => {
-    if (!bar) return;
-    bar.setTotal(counts.total);
-    bar.update(counts.done + counts.failed, payload());
-  };
-
+  const counts: Counts = { total: 0, finished: 0, failed: 0, running: 0 };
+  const bar = draw ? new Bar(stream, options.label ?? 'tasks', counts, !stream.isTTY) : undefined;
+  const update = bar ? () => bar.update() : () => undefined;
   try {
     if (isExecutor(target)) {
       await followExecutor(target, counts, update, options.signal);
     } else {
-      const futures = [...target];
-      counts.total = futures.length;
-      update();
-      await Promise.all(
-        futures.map((f) =>
-          f.then(
-            () => {
-              counts.done++;
-              update();
-            },
-            () => {
-              counts.failed++;
-              update();
-            },
-          ),
-        ),
-      );
+      await followFutures([...target], counts, update, options.signal, bar !== undefined);
     }
   } finally {
-    update();
     bar?.stop();
   }
 }
@@ -94,12 +75,65 @@ function isExecutor(value: unknown): value is Executor {
   return typeof value === 'object' && value !== null && 'submit' in value && 'events' in value;
 }
 
+/** Resolves when `signal` aborts; never when there is none. */
+function aborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) resolve();
+    signal?.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+async function followFutures(
+  futures: Future<unknown>[],
+  counts: Counts,
+  update: () => void,
+  signal: AbortSignal | undefined,
+  drawing: boolean,
+): Promise<void> {
+  counts.total = futures.length;
+  update();
+  // A future says when it settles but not when it starts: look at the statuses now and then.
+  const countRunning = (): void => {
+    let running = 0;
+    for (const f of futures) if (f.status === 'running') running++;
+    counts.running = running;
+  };
+  const poll = drawing
+    ? setInterval(() => {
+        countRunning();
+        update();
+      }, 250)
+    : undefined;
+  poll?.unref();
+  try {
+    const settled = Promise.all(
+      futures.map((f) =>
+        Promise.resolve(f).then(
+          () => {
+            counts.finished++;
+            update();
+          },
+          () => {
+            counts.failed++;
+            update();
+          },
+        ),
+      ),
+    );
+    await Promise.race([settled, aborted(signal)]);
+    countRunning();
+  } finally {
+    clearInterval(poll);
+  }
+}
+
 async function followExecutor(
   executor: Executor,
-  counts: { total: number; done: number; failed: number; running: number },
+  counts: Counts,
   update: () => void,
   signal: AbortSignal | undefined,
 ): Promise<void> {
+  // Keys of started tasks: `running` must not count a retried task twice.
   const running = new Set<string>();
   const onEvent = (event: WeftEvent): void => {
     if (!('key' in event)) return;
@@ -110,8 +144,11 @@ async function followExecutor(
       case 'started':
         running.add(event.key);
         break;
+      case 'retried':
+        running.delete(event.key);
+        break;
       case 'finished':
-        counts.done++;
+        counts.finished++;
         running.delete(event.key);
         break;
       case 'failed':
@@ -119,28 +156,110 @@ async function followExecutor(
         counts.failed++;
         running.delete(event.key);
         break;
-      default:
-        break;
     }
     counts.running = running.size;
     update();
   };
   const iterator = executor.events[Symbol.asyncIterator]();
-  const stop = new Promise<void>((resolve) => {
-    if (signal?.aborted) resolve();
-    signal?.addEventListener('abort', () => resolve(), { once: true });
-  });
-  let stopped = false;
-  void stop.then(() => {
-    stopped = true;
-    void iterator.return?.();
-  });
-  while (!stopped) {
-    const next = await Promise.race([
-      iterator.next(),
-      stop.then(() => ({ done: true, value: undefined }) as const),
-    ]);
-    if (next.done) break;
-    onEvent(next.value);
+  const stop = aborted(signal).then(() => ({ done: true, value: undefined }) as const);
+  try {
+    for (;;) {
+      const next = await Promise.race([iterator.next(), stop]);
+      if (next.done) break;
+      onEvent(next.value);
+    }
+  } finally {
+    // Unregisters the iterator from the executor, so it stops buffering events for us.
+    await iterator.return?.();
   }
+}
+
+/** A cli-progress bar that appears with the first task and restores the terminal on a signal. */
+class Bar {
+  readonly #counts: Counts;
+  readonly #bar: cliProgress.SingleBar;
+  #active = false;
+  #firstSeenMs: number | undefined;
+  /** Recent (time, settled) samples: the rate and ETA follow the current pace, not the average. */
+  #samples: { ms: number; settled: number }[] = [];
+  #onSignal = (signal: NodeJS.Signals): void => {
+    this.stop();
+    // We were the one listener that kept the signal from ending the process: end it as Node would.
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+
+  constructor(stream: NodeJS.WriteStream, label: string, counts: Counts, lineMode: boolean) {
+    this.#counts = counts;
+    this.#bar = new cliProgress.SingleBar(
+      {
+        stream,
+        format: `${label} {bar} {value}/{total} | failed {failed} | running {running} | {rate}/s | ETA {left}`,
+        hideCursor: true,
+        clearOnComplete: false,
+        fps: 10,
+        noTTYOutput: lineMode,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+  }
+
+  update(): void {
+    const c = this.#counts;
+    if (c.total === 0) return;
+    const now = performance.now();
+    this.#firstSeenMs ??= now;
+    const settled = c.finished + c.failed;
+    const last = this.#samples.at(-1);
+    if (!last || now - last.ms >= 100 || settled === c.total) {
+      this.#samples.push({ ms: now, settled });
+      if (this.#samples.length > 50) this.#samples.shift();
+    }
+    const payload = { failed: c.failed, running: c.running, ...this.#pace(now, settled) };
+    if (!this.#active) {
+      this.#active = true;
+      process.on('SIGINT', this.#onSignal);
+      process.on('SIGTERM', this.#onSignal);
+      this.#bar.start(c.total, settled, payload);
+      return;
+    }
+    this.#bar.setTotal(c.total);
+    this.#bar.update(settled, payload);
+  }
+
+  stop(): void {
+    if (!this.#active) return;
+    this.update();
+    this.#active = false;
+    process.off('SIGINT', this.#onSignal);
+    process.off('SIGTERM', this.#onSignal);
+    this.#bar.stop();
+  }
+
+  #pace(now: number, settled: number): { rate: string; left: string } {
+    const first = this.#samples[0];
+    const windowMs = first ? now - first.ms : 0;
+    const overallMs = now - (this.#firstSeenMs ?? now);
+    // Early on the window holds too little to go by; use everything seen so far instead.
+    const perSecond =
+      first && windowMs >= 1000
+        ? ((settled - first.settled) * 1000) / windowMs
+        : overallMs > 0
+          ? (settled * 1000) / overallMs
+          : 0;
+    const remaining = this.#counts.total - settled;
+    return {
+      rate: perSecond >= 10 ? Math.round(perSecond).toString() : perSecond.toFixed(1),
+      left: remaining === 0 ? '0s' : perSecond > 0 ? formatSeconds(remaining / perSecond) : '?',
+    };
+  }
+}
+
+/** `7s`, `2m05s`, `1h20m`. */
+function formatSeconds(seconds: number): string {
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 100 * 3600)
+    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return '>99h';
 }
