@@ -3,12 +3,11 @@
  * The `weft` command: `run` a job on an executor, join a cluster as a `worker`, or watch one on a
  * `dashboard`.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { executorNames } from '../core/config.js';
-import { WeftError } from '../core/errors.js';
-import { CliError, runCommand } from './run.js';
-import { workerCommand } from './worker-command.js';
-import { dashboardCommand } from './dashboard-command.js';
+import { ConfigurationError } from '../core/errors.js';
+import { CliError, formatError, runCommand } from './run.js';
+import type { WorkerCommandOptions } from './worker-command.js';
 
 const program = new Command();
 program
@@ -31,20 +30,15 @@ program
   .option(
     '--executor <name>',
     `one of ${executorNames.join(', ')} (default: WEFT_EXECUTOR, else local)`,
-    (value) => {
-      if (!(executorNames as readonly string[]).includes(value)) {
-        throw new InvalidArgumentError(
-          `unknown executor '${value}'. Valid executors: ${executorNames.join(', ')}.`,
-        );
-      }
-      return value;
-    },
   )
   .option(
     '--address <url>',
-    'redis:// URL of a cluster, for --executor distributed (default: WEFT_ADDRESS, else a local cluster)',
+    'redis:// URL of a cluster; implies --executor distributed (default: WEFT_ADDRESS, else a local cluster)',
   )
-  .option('--workers <n>', 'number of workers (pools and local clusters)')
+  .option(
+    '--workers <n>',
+    'number of workers for threads, processes and local clusters (default: WEFT_WORKERS, else one per CPU)',
+  )
   .option('--dashboard', 'serve a live dashboard on 127.0.0.1 while the job runs')
   .option('--port <n>', 'dashboard port (default: a free one)')
   .action((file: string, options: Parameters<typeof runCommand>[1]) => runCommand(file, options));
@@ -68,7 +62,10 @@ program
   )
   .option('--pool <kind>', 'run tasks on threads (default) or processes')
   .option('--prefix <prefix>', 'Redis key prefix of the cluster (default weft)')
-  .action((options: Parameters<typeof workerCommand>[0]) => workerCommand(options));
+  // Loaded on demand: `weft run` should not pay for the cluster worker's modules.
+  .action(async (options: WorkerCommandOptions) =>
+    (await import('./worker-command.js')).workerCommand(options),
+  );
 
 program
   .command('dashboard')
@@ -76,21 +73,26 @@ program
   .requiredOption('--address <url>', 'redis:// or rediss:// URL of the cluster')
   .option('--port <n>', 'port (default: a free one)')
   .option('--prefix <prefix>', 'Redis key prefix of the cluster (default weft)')
-  .action((options: Parameters<typeof dashboardCommand>[0]) => dashboardCommand(options));
+  .action(async (options: { address: string; port?: string; prefix?: string }) =>
+    (await import('./dashboard-command.js')).dashboardCommand(options),
+  );
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
+  const command = program.args[0] ?? '';
   if (error instanceof CliError) {
     process.stderr.write(`${error.message}\n`);
     process.exitCode = error.exitCode;
   } else {
-    const file = program.args[0] === 'run' ? program.args[1] : undefined;
-    const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    const prefix = file ? `weft run: ${file} failed: ` : `weft ${program.args[0] ?? ''}: `;
-    process.stderr.write(`${prefix}${what}\n`);
-    if (process.env.WEFT_DEBUG && error instanceof Error && error.stack)
-      process.stderr.write(`${error.stack}\n`);
-    process.exitCode = error instanceof WeftError && error.code === 'CONFIGURATION' ? 2 : 1;
+    process.stderr.write(`weft ${command}: ${formatError(error)}\n`);
+    // Bad arguments or configuration exit 2, like a usage error; anything else 1.
+    process.exitCode = error instanceof ConfigurationError ? 2 : 1;
+  }
+  const cause = error instanceof CliError ? error.cause : error;
+  // Same test as readEnvironment(), which may itself be what failed.
+  const debug = /^(1|true|yes|on)$/i.test(process.env.WEFT_DEBUG?.trim() ?? '');
+  if (debug && cause instanceof Error && cause.stack) {
+    process.stderr.write(`${cause.stack}\n`);
   }
 }

@@ -2,12 +2,13 @@
  * `weft run <file>`: starts an executor, calls the module's default export with it, prints what
  * it returns, shuts the executor down, and shows progress meanwhile.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import { ConfigurationError } from '../core/errors.js';
 import { parseExecutorName, parseWorkers, readEnvironment } from '../core/config.js';
+import type { ExecutorName } from '../core/config.js';
 import type { Executor } from '../core/types.js';
 import { LocalExecutor } from '../executors/local.js';
 import { LocalPoolExecutor } from '../executors/pool.js';
@@ -16,6 +17,7 @@ import { defaultExecutor } from '../executors/default.js';
 import type { DashboardOption } from '../executors/base.js';
 import { progress } from '../progress/progress.js';
 
+/** Options of `weft run`, as commander hands them over (strings, unvalidated). */
 export interface RunOptions {
   executor?: string;
   address?: string;
@@ -24,105 +26,228 @@ export interface RunOptions {
   port?: string;
 }
 
-/** A user-facing failure: printed without a stack, exits with `code`. */
+/** A failure `main` prints as it is (no stack unless WEFT_DEBUG), then exits with `exitCode`. */
 export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: number,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
+
+type Job = (executor: Executor) => unknown;
+
+/** Exit code of a run stopped by Ctrl-C, as shells report a SIGINT death. */
+const interruptedExitCode = 130;
 
 export async function runCommand(file: string, options: RunOptions): Promise<void> {
   const path = resolve(process.cwd(), file);
   if (!existsSync(path)) {
     throw new CliError(`weft run: ${file}: no such file (looked for ${path}).`, 2);
   }
-  const executor = makeExecutor(options);
-  const module = (await importJob(path, file)) as { default?: unknown };
-  const job = module.default;
-  if (typeof job !== 'function') {
-    throw new CliError(
-      `weft run: ${file} has no default export function. Export the job: export default async function (executor) { ... }`,
-      2,
-    );
+  if (statSync(path).isDirectory()) {
+    throw new CliError(`weft run: ${file} is a directory; give the job's module file.`, 2);
   }
-  const stop = new AbortController();
-  const result = await executor.start(async (ex) => {
-    const bar = progress(ex, { signal: stop.signal });
-    try {
-      return await (job as (e: Executor) => unknown)(ex);
-    } finally {
-      stop.abort();
-      await bar;
-    }
-  });
-  if (result !== undefined) {
-    process.stdout.write(
-      `${typeof result === 'string' ? result : inspect(result, { depth: 6, colors: process.stdout.isTTY })}\n`,
+  const { executor, name } = makeExecutor(options);
+  const job = await loadJob(path, file);
+
+  try {
+    await executor.start();
+  } catch (error) {
+    throw new CliError(`weft run: could not start the executor: ${formatError(error)}`, 1, {
+      cause: error,
+    });
+  }
+
+  // First Ctrl-C: cancel what is queued and abort what runs; the second one quits at once. Not
+  // for executors that run tasks in this thread: a listener would only delay Ctrl-C until a
+  // CPU-bound task yields, while Node's default handling ends the process at once.
+  const inCaller = name === 'local' || name === 'synchronous';
+  let interrupted = false;
+  const onInterrupt = (): void => {
+    if (interrupted) process.exit(interruptedExitCode);
+    interrupted = true;
+    process.stderr.write(
+      '\nweft run: interrupted; cancelling tasks (press Ctrl-C again to quit at once)\n',
     );
+    void executor.shutdown({ cancelPending: true }).catch(() => undefined);
+  };
+  if (!inCaller) process.on('SIGINT', onInterrupt);
+
+  const stopBar = new AbortController();
+  // The bar follows the executor until shutdown, so tasks the job left running are counted too.
+  const bar = progress(executor, { signal: stopBar.signal });
+  let result: unknown;
+  let failure: { error: unknown } | undefined;
+  try {
+    result = await job(executor);
+  } catch (error) {
+    failure = { error };
+  }
+  try {
+    // A failed job's remaining tasks have nobody to report to: cancel them rather than wait.
+    await executor.shutdown({ cancelPending: failure !== undefined });
+  } catch (error) {
+    failure ??= { error };
+  } finally {
+    stopBar.abort();
+    await bar;
+    process.off('SIGINT', onInterrupt);
+  }
+
+  if (interrupted) {
+    throw new CliError(`weft run: ${file} interrupted.`, interruptedExitCode);
+  }
+  if (failure) {
+    throw new CliError(`weft run: ${file} failed: ${formatError(failure.error)}`, 1, {
+      cause: failure.error,
+    });
+  }
+  if (result !== undefined) {
+    const text =
+      typeof result === 'string'
+        ? result
+        : inspect(result, { depth: 6, colors: process.stdout.isTTY === true });
+    process.stdout.write(`${text}\n`);
   }
 }
 
-function makeExecutor(options: RunOptions): Executor {
+/** `RangeError: message`; a thrown non-Error as `inspect` shows it. */
+export function formatError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return typeof error === 'string' ? error : inspect(error, { depth: 2, breakLength: Infinity });
+}
+
+function makeExecutor(options: RunOptions): { executor: Executor; name: ExecutorName } {
   const workers =
     options.workers === undefined ? undefined : parseWorkers(options.workers, '--workers');
-  let dashboard: DashboardOption | undefined;
-  if (options.dashboard) {
-    const port = options.port === undefined ? undefined : Number(options.port);
-    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
-      throw new ConfigurationError(
-        `--port must be a port number (0-65535), got ${JSON.stringify(options.port)}.`,
-      );
-    }
-    dashboard = port === undefined ? true : { port };
-  }
-  const name =
-    options.executor === undefined ? undefined : parseExecutorName(options.executor, '--executor');
+  const dashboard = parseDashboard(options);
   const env = readEnvironment();
-  switch (name) {
-    case undefined:
-      if (workers === undefined && !dashboard && !options.address) return defaultExecutor();
-      return fromName(env.executor ?? 'local', workers, dashboard, options.address ?? env.address);
-    default:
-      return fromName(name, workers, dashboard, options.address ?? env.address);
+  let name: ExecutorName;
+  if (options.executor !== undefined) {
+    name = parseExecutorName(options.executor, '--executor');
+  } else if (options.address !== undefined && env.executor === undefined) {
+    name = 'distributed'; // an address names a cluster: nothing else could use it
+  } else {
+    name = env.executor ?? 'local';
+    if (workers === undefined && !dashboard && options.address === undefined) {
+      return { executor: defaultExecutor(), name };
+    }
   }
+  if (options.address !== undefined && name !== 'distributed') {
+    throw new ConfigurationError(
+      `--address is for --executor distributed, but the executor is ${name}. Drop --address or add --executor distributed.`,
+    );
+  }
+  if (workers !== undefined && (name === 'local' || name === 'synchronous')) {
+    process.stderr.write(
+      `weft run: --workers has no effect on the ${name} executor, which runs tasks in this thread; use --executor threads or processes to run them in parallel.\n`,
+    );
+  }
+  return { executor: construct(name, workers, dashboard, options.address ?? env.address), name };
 }
 
-function fromName(
-  name: string,
+function construct(
+  name: ExecutorName,
   workers: number | undefined,
   dashboard: DashboardOption | undefined,
   address: string | undefined,
 ): Executor {
-  const common = dashboard ? { dashboard } : {};
+  const common = dashboard === undefined ? {} : { dashboard };
   switch (name) {
     case 'local':
       return new LocalExecutor(common);
     case 'synchronous':
     case 'threads':
     case 'processes':
-      return new LocalPoolExecutor({ scheduler: name, ...(workers ? { workers } : {}), ...common });
-    default:
+      return new LocalPoolExecutor({
+        scheduler: name,
+        ...(workers === undefined ? {} : { workers }),
+        ...common,
+      });
+    case 'distributed':
       return new DistributedExecutor({
-        ...(address ? { address } : {}),
-        ...(workers ? { workers } : {}),
+        ...(address === undefined ? {} : { address }),
+        ...(workers === undefined ? {} : { workers }),
         ...common,
       });
   }
 }
 
-async function importJob(path: string, file: string): Promise<unknown> {
+function parseDashboard(options: RunOptions): DashboardOption | undefined {
+  if (!options.dashboard) {
+    if (options.port !== undefined) {
+      throw new ConfigurationError('--port is the dashboard port: add --dashboard to serve one.');
+    }
+    return undefined;
+  }
+  if (options.port === undefined) return true;
+  const port = /^\d+$/.test(options.port) ? Number(options.port) : NaN;
+  if (!Number.isInteger(port) || port > 65535) {
+    throw new ConfigurationError(
+      `--port must be a port number (0-65535), got ${JSON.stringify(options.port)}.`,
+    );
+  }
+  return { port };
+}
+
+/** Imports the job module and returns its default export, or explains what is missing. */
+async function loadJob(path: string, file: string): Promise<Job> {
+  let module: Record<string, unknown>;
+  try {
+    module = (await importModule(path, file)) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`weft run: ${file} could not be loaded: ${formatError(error)}`, 1, {
+      cause: error,
+    });
+  }
+  let job = module.default;
+  // A CommonJS build of `export default` (what tsx makes of a .ts file outside a
+  // "type": "module" package) arrives as { default: { default: fn } }.
+  if (typeof job === 'object' && job !== null && typeof (job as Job & object) !== 'function') {
+    const inner = (job as Record<string, unknown>).default;
+    if (typeof inner === 'function') job = inner;
+  }
+  if (typeof job !== 'function') {
+    const found =
+      job === undefined
+        ? `it has no default export${namedExports(module)}`
+        : `its default export is ${describeValue(job)}`;
+    throw new CliError(
+      `weft run: ${file} has no default export function (${found}). Export the job: export default async function (executor) { ... }`,
+      2,
+    );
+  }
+  return job as Job;
+}
+
+function namedExports(module: Record<string, unknown>): string {
+  const names = Object.keys(module).filter((k) => k !== 'default');
+  if (names.length === 0) return '';
+  const shown = names.slice(0, 5).join(', ');
+  return `, only ${shown}${names.length > 5 ? ', ...' : ''}`;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an object (${inspect(value, { depth: 0 })})`;
+  return `a ${typeof value} (${inspect(value)})`;
+}
+
+async function importModule(path: string, file: string): Promise<unknown> {
   const url = pathToFileURL(path).href;
   if (/\.[mc]?tsx?$/.test(path)) {
     let api: { tsImport: (specifier: string, parent: string) => Promise<unknown> };
     try {
       api = await import('tsx/esm/api');
-    } catch {
+    } catch (error) {
       throw new CliError(
-        `weft run: ${file} is TypeScript; install tsx to run it (npm i -D tsx).`,
+        `weft run: ${file} is TypeScript, which weft runs through tsx, and tsx is not installed. Install it next to weft (npm i -D tsx), or compile ${file} to JavaScript and run that.`,
         2,
+        { cause: error },
       );
     }
     return api.tsImport(url, import.meta.url);

@@ -45,6 +45,8 @@ export interface DistributedRuntimeOptions {
 
 /** Attempts per job: big enough to amortise Redis, small enough to spread over workers. */
 const maxChunk = 64;
+/** Attempts sent and not yet answered, at most. */
+const maxInflight = 16_384;
 
 export class DistributedRuntime implements Runtime {
   readonly boundary: Boundary = 'process';
@@ -71,6 +73,7 @@ export class DistributedRuntime implements Runtime {
   /** A dashboard watches the cluster: publish this client's submissions and cancels. */
   #watched = false;
   #jobs = 0;
+  #refilling = true;
 
   constructor(options: DistributedRuntimeOptions) {
     this.#options = options;
@@ -93,8 +96,16 @@ export class DistributedRuntime implements Runtime {
     this.#readLoop = this.#read();
   }
 
+  /**
+   * Attempts in Redis at once. A bound keeps a 200,000-task map from holding every job, payload
+   * and attempt in memory at the same time (client and Redis); the rest wait in the scheduler.
+   */
   capacity(): number {
-    return Number.MAX_SAFE_INTEGER;
+    // Refill in bursts (below half the bound) so that jobs stay full chunks, not one task each.
+    const inflight = this.#inflight.size;
+    if (this.#refilling && inflight >= maxInflight) this.#refilling = false;
+    else if (!this.#refilling && inflight <= maxInflight / 2) this.#refilling = true;
+    return this.#refilling ? maxInflight - inflight : 0;
   }
 
   run(attempt: Attempt): void {

@@ -41,7 +41,8 @@ interface Counts {
  * - For futures, it resolves once every one of them has settled, or when `signal` aborts.
  *
  * It never rejects because a task failed. The bar appears with the first task, so a job that runs
- * none draws nothing; a bar interrupted by SIGINT/SIGTERM gives back the cursor first.
+ * none draws nothing. It changes no terminal mode (cursor, wrapping), so an interrupted bar
+ * leaves nothing to restore.
  * @example
  * const futures = ex.map(resize, files);
  * await progress(futures, { label: 'resize' });
@@ -174,19 +175,18 @@ async function followExecutor(
   }
 }
 
-/** A cli-progress bar that appears with the first task and restores the terminal on a signal. */
+/** A cli-progress bar that appears with the first task and follows the current pace. */
 class Bar {
   readonly #counts: Counts;
   readonly #bar: cliProgress.SingleBar;
   #active = false;
-  #firstSeenMs: number | undefined;
+  #firstSeenMs = 0;
+  #pushedMs = 0;
+  #trailing: NodeJS.Timeout | undefined;
   /** Recent (time, settled) samples: the rate and ETA follow the current pace, not the average. */
   #samples: { ms: number; settled: number }[] = [];
-  #onSignal = (signal: NodeJS.Signals): void => {
-    this.stop();
-    // We were the one listener that kept the signal from ending the process: end it as Node would.
-    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-  };
+  /** Once stopped, the bar stays down: a late event must not draw it again. */
+  #stopped = false;
 
   constructor(stream: NodeJS.WriteStream, label: string, counts: Counts, lineMode: boolean) {
     this.#counts = counts;
@@ -194,7 +194,11 @@ class Bar {
       {
         stream,
         format: `${label} {bar} {value}/{total} | failed {failed} | running {running} | {rate}/s | ETA {left}`,
-        hideCursor: true,
+        // No terminal modes to restore: a Ctrl-C (or a task blocking this thread, which delays any
+        // signal handler) leaves the terminal as it was. cli-progress trims the line to the width.
+        hideCursor: false,
+        linewrap: true,
+        barsize: Math.max(10, Math.min(40, (stream.columns || 80) - 55 - label.length)),
         clearOnComplete: false,
         fps: 10,
         noTTYOutput: lineMode,
@@ -205,40 +209,56 @@ class Bar {
 
   update(): void {
     const c = this.#counts;
-    if (c.total === 0) return;
+    if (c.total === 0 || this.#stopped) return;
     const now = performance.now();
-    this.#firstSeenMs ??= now;
-    const settled = c.finished + c.failed;
-    const last = this.#samples.at(-1);
-    if (!last || now - last.ms >= 100 || settled === c.total) {
-      this.#samples.push({ ms: now, settled });
-      if (this.#samples.length > 50) this.#samples.shift();
-    }
-    const payload = { failed: c.failed, running: c.running, ...this.#pace(now, settled) };
     if (!this.#active) {
       this.#active = true;
-      process.on('SIGINT', this.#onSignal);
-      process.on('SIGTERM', this.#onSignal);
-      this.#bar.start(c.total, settled, payload);
+      this.#firstSeenMs = now;
+      this.#bar.start(c.total, c.finished + c.failed, this.#payload(now));
+      this.#pushedMs = now;
       return;
     }
-    this.#bar.setTotal(c.total);
-    this.#bar.update(settled, payload);
+    // cli-progress does O(buffer) work per update: at 100k tasks/s, pass on every 50 ms at most.
+    if (now - this.#pushedMs >= 50) this.#push(now);
+    else
+      this.#trailing ??= setTimeout(() => {
+        this.#trailing = undefined;
+        this.#push(performance.now());
+      }, 50).unref();
   }
 
   stop(): void {
+    this.#stopped = true;
     if (!this.#active) return;
-    this.update();
+    clearTimeout(this.#trailing);
+    this.#trailing = undefined;
+    this.#push(performance.now());
     this.#active = false;
-    process.off('SIGINT', this.#onSignal);
-    process.off('SIGTERM', this.#onSignal);
     this.#bar.stop();
+  }
+
+  #push(now: number): void {
+    const c = this.#counts;
+    this.#pushedMs = now;
+    this.#bar.setTotal(c.total);
+    this.#bar.update(c.finished + c.failed, this.#payload(now));
+  }
+
+  #payload(now: number): Record<string, number | string> {
+    const c = this.#counts;
+    const settled = c.finished + c.failed;
+    const last = this.#samples.at(-1);
+    if (!last || now - last.ms >= 100) {
+      this.#samples.push({ ms: now, settled });
+      if (this.#samples.length > 50) this.#samples.shift();
+    }
+    return { failed: c.failed, running: c.running, ...this.#pace(now, settled) };
   }
 
   #pace(now: number, settled: number): { rate: string; left: string } {
     const first = this.#samples[0];
     const windowMs = first ? now - first.ms : 0;
-    const overallMs = now - (this.#firstSeenMs ?? now);
+    const overallMs = now - this.#firstSeenMs;
     // Early on the window holds too little to go by; use everything seen so far instead.
     const perSecond =
       first && windowMs >= 1000

@@ -155,9 +155,11 @@ export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
         writeFileSync(file, '');
         await new LocalPoolExecutor({ scheduler, workers: 2, resources: { GPU: 1 } }).start(
           async (pool) => {
+            // Load the fixture module in both workers first, so start-up does not skew intervals.
+            await pool.wait(pool.map(free, ['/dev/null', '/dev/null'], [1, 1]));
             await pool.wait([
               ...pool.map(useGpu, Array(4).fill(file), Array(4).fill(150)),
-              pool.submit(free, file, 150),
+              pool.submit(free, file, 400),
             ]);
             expect(() => pool.submit(needsTwoGpus)).toThrow(ResourceUnavailableError);
             expect(() => pool.submit(needsTpu)).toThrow(/TPU/);
