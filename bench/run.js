@@ -1,13 +1,18 @@
-// npm run bench [-- --quick] [-- --only w1,w2] [-- --no-distributed]
+// npm run bench [-- --quick] [-- --only w1,w2,extras] [-- --no-distributed]
 //
 // One process run: the same workloads on weft's executors and, as anchors, directly on piscina,
 // tinypool and workerpool (and raw BullMQ for the cluster), then a markdown table with ratios.
-//   W1  10,000 no-op tasks submitted, then all awaited: tasks/s (median of rounds)
+//   W1  10,000 no-op tasks submitted, then all awaited: tasks/s (median of 3 rounds)
 //   W2  1,000 sequential submit-then-await round trips of a no-op: p50 and p99 in µs
-//   W3  64 tasks of ~25 ms CPU each: speedup over running them serially in the main thread
+//   W3  64 tasks of ~25 ms CPU each (a fixed loop, see work.js): speedup over running them
+//       serially in the main thread
 //   W4  200 tasks each given its own 1 MiB Uint8Array, returning its length: MiB/s
-// Plus LocalExecutor's submit overhead, the heap cost of 100,000 pending futures, and the cost
-// of the event stream (W1 on threads with and without a listener).
+// Plus ("extras") LocalExecutor's submit overhead, the heap cost of 100,000 pending futures, and
+// the cost of the event stream (W1 on threads with and without a listener).
+//
+// --quick    fewer iterations, a smoke run (results.md is left alone)
+// --only     comma-separated subset of w1, w2, w3, w4, extras (results.md is left alone)
+// --no-distributed  skip the cluster rows (they need redis-server on PATH)
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -16,42 +21,49 @@ import { Tinypool } from 'tinypool';
 import workerpool from 'workerpool';
 import { LocalExecutor, LocalPoolExecutor } from '../dist/index.js';
 import { benchDistributed } from './distributed.js';
-import { bytes, cpu, noop } from './tasks.js';
-import { cpuWork } from './work.js';
+import { block, bytes, cpu, noop } from './tasks.js';
+import { calibrate, spin } from './work.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
-const only = (
-  args.find((a) => a.startsWith('--only'))?.split('=')[1] ??
-  args[args.indexOf('--only') + 1] ??
-  ''
-)
-  .split(',')
-  .filter((w) => /^w\d$/.test(w));
-const want = (w) => only.length === 0 || only.includes(w);
+const onlyArg =
+  args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ??
+  (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
+const only = (onlyArg ?? '').split(',').filter(Boolean);
+const unknown = only.filter((w) => !['w1', 'w2', 'w3', 'w4', 'extras'].includes(w));
+if (unknown.length > 0 || (onlyArg !== undefined && only.length === 0)) {
+  process.stderr.write(
+    `bench: --only takes a comma-separated list of w1, w2, w3, w4, extras; got ${JSON.stringify(onlyArg)}.\n`,
+  );
+  process.exit(2);
+}
+const want = (part) => only.length === 0 || only.includes(part);
+const distributed = !args.includes('--no-distributed');
 const workers = 2;
 const N1 = quick ? 2_000 : 10_000;
 const N2 = quick ? 200 : 1_000;
+const N3 = 64;
 const N4 = quick ? 50 : 200;
 const ROUNDS = quick ? 1 : 3;
 
-const anchorFile = fileURLToPath(new URL('./anchors/piscina-worker.js', import.meta.url));
+const piscinaFile = fileURLToPath(new URL('./anchors/piscina-worker.js', import.meta.url));
 const workerpoolFile = fileURLToPath(new URL('./anchors/workerpool-worker.js', import.meta.url));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const percentile = (sorted, p) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-const payloads = Array.from({ length: N4 }, (_, i) => new Uint8Array(1024 * 1024).fill(i & 255));
+const log = (line) => process.stderr.write(`  ${line}\n`);
 
 /**
  * Every runner stays up for the whole run and each workload is measured runner after runner, W2
  * in interleaved blocks: on this machine an idle worker's wake-up latency drifts by 3x within
  * seconds, so measuring one runner long after another would compare the machine, not the pools.
  */
-async function measureAll(runners) {
+async function measureAll(runners, iterations) {
   for (const r of runners) {
     r.row = { runner: r.label, kind: r.kind };
     await Promise.all(Array.from({ length: 200 }, () => r.call('noop')));
-    await Promise.all(Array.from({ length: 4 }, () => r.call('cpu', 5)));
+    for (let i = 0; i < 50; i++) await r.call('noop');
+    await Promise.all(Array.from({ length: 4 }, () => r.call('cpu', Math.round(iterations / 5))));
   }
   if (want('w1')) {
     for (const r of runners) {
@@ -65,7 +77,7 @@ async function measureAll(runners) {
       }
       r.row.w1 = median(rates);
     }
-    process.stderr.write('  W1 done\n');
+    log('W1 done');
   }
   if (want('w2')) {
     const samples = new Map(runners.map((r) => [r, []]));
@@ -85,23 +97,28 @@ async function measureAll(runners) {
       r.row.w2p50 = percentile(lat, 0.5);
       r.row.w2p99 = percentile(lat, 0.99);
     }
-    process.stderr.write('  W2 done\n');
+    log('W2 done');
   }
   if (want('w3')) {
     for (const r of runners) {
       const t = performance.now();
-      await Promise.all(Array.from({ length: 64 }, () => r.call('cpu', 25)));
+      await Promise.all(Array.from({ length: N3 }, () => r.call('cpu', iterations)));
       r.row.w3ms = performance.now() - t;
     }
-    process.stderr.write('  W3 done\n');
+    log('W3 done');
   }
   if (want('w4')) {
     for (const r of runners) {
+      // Fresh arrays per runner: a pool that transferred them would leave them detached.
+      const payloads = Array.from({ length: N4 }, (_, i) =>
+        new Uint8Array(1024 * 1024).fill(i & 255),
+      );
       const t = performance.now();
-      await Promise.all(payloads.map((p) => r.call('bytes', p)));
+      const lengths = await Promise.all(payloads.map((p) => r.call('bytes', p)));
       r.row.w4 = N4 / ((performance.now() - t) / 1000);
+      r.row.w4Wrong = lengths.some((n) => n !== 1024 * 1024);
     }
-    process.stderr.write('  W4 done\n');
+    log('W4 done');
   }
   for (const r of runners) await r.close();
   return runners.map((r) => r.row);
@@ -119,10 +136,62 @@ async function weftRunner(label, kind, executor) {
   };
 }
 
+function anchorRunners() {
+  const runners = [];
+  const piscina = new Piscina({ filename: piscinaFile, minThreads: workers, maxThreads: workers });
+  runners.push({
+    label: 'piscina 5 (threads)',
+    kind: 'threads',
+    call: (name, arg) => piscina.run(arg, { name }),
+    close: () => piscina.destroy(),
+  });
+  for (const [runtime, kind, extra] of [
+    ['worker_threads', 'threads', {}],
+    ['child_process', 'processes', { serialization: 'advanced' }],
+  ]) {
+    const pool = new Tinypool({
+      filename: piscinaFile,
+      runtime,
+      minThreads: workers,
+      maxThreads: workers,
+      ...extra,
+    });
+    runners.push({
+      label: `tinypool 2 (${runtime}${kind === 'processes' ? ', advanced' : ''})`,
+      kind,
+      call: (name, arg) => pool.run(arg, { name }),
+      close: () => pool.destroy(),
+    });
+  }
+  for (const [workerType, kind] of [
+    ['thread', 'threads'],
+    ['process', 'processes'],
+  ]) {
+    const pool = workerpool.pool(workerpoolFile, {
+      minWorkers: workers,
+      maxWorkers: workers,
+      workerType,
+    });
+    runners.push({
+      label: `workerpool 10 (${workerType})`,
+      kind,
+      call: (name, arg) => pool.exec(name, arg === undefined ? [] : [arg]),
+      close: () => pool.terminate(),
+    });
+  }
+  return runners;
+}
+
 async function main() {
+  const startedAt = performance.now();
+  const iterations = calibrate(25);
+  spin(iterations);
   const serialStart = performance.now();
-  for (let i = 0; i < 64; i++) cpuWork(25);
+  for (let i = 0; i < N3; i++) spin(iterations);
   const serialW3Ms = performance.now() - serialStart;
+  log(
+    `W3 task: ${iterations.toLocaleString('en-US')} iterations, ${(serialW3Ms / N3).toFixed(1)} ms serially`,
+  );
 
   const runners = [
     await weftRunner('weft LocalExecutor', 'caller', new LocalExecutor()),
@@ -141,84 +210,46 @@ async function main() {
       'processes',
       new LocalPoolExecutor({ scheduler: 'processes', workers }),
     ),
+    ...anchorRunners(),
   ];
-  {
-    const pool = new Piscina({ filename: anchorFile, minThreads: workers, maxThreads: workers });
-    runners.push({
-      label: 'piscina 5 (threads)',
-      kind: 'threads',
-      call: (name, arg) => pool.run(arg, { name }),
-      close: () => pool.destroy(),
-    });
-  }
-  {
-    const pool = new Tinypool({
-      filename: anchorFile,
-      runtime: 'worker_threads',
-      minThreads: workers,
-      maxThreads: workers,
-    });
-    runners.push({
-      label: 'tinypool 2 (worker_threads)',
-      kind: 'threads',
-      call: (name, arg) => pool.run(arg, { name }),
-      close: () => pool.destroy(),
-    });
-  }
-  {
-    const pool = new Tinypool({
-      filename: anchorFile,
-      runtime: 'child_process',
-      serialization: 'advanced',
-      minThreads: workers,
-      maxThreads: workers,
-    });
-    runners.push({
-      label: 'tinypool 2 (child_process, advanced)',
-      kind: 'processes',
-      call: (name, arg) => pool.run(arg, { name }),
-      close: () => pool.destroy(),
-    });
-  }
-  {
-    const pool = workerpool.pool(workerpoolFile, {
-      minWorkers: workers,
-      maxWorkers: workers,
-      workerType: 'thread',
-    });
-    runners.push({
-      label: 'workerpool 10 (thread)',
-      kind: 'threads',
-      call: (name, arg) => pool.exec(name, arg === undefined ? [] : [arg]),
-      close: () => pool.terminate(),
-    });
-  }
-  {
-    const pool = workerpool.pool(workerpoolFile, {
-      minWorkers: workers,
-      maxWorkers: workers,
-      workerType: 'process',
-    });
-    runners.push({
-      label: 'workerpool 10 (process)',
-      kind: 'processes',
-      call: (name, arg) => pool.exec(name, arg === undefined ? [] : [arg]),
-      close: () => pool.terminate(),
-    });
-  }
-  const rows = await measureAll(runners);
+  const rows =
+    only.every((w) => w === 'extras') && only.length > 0
+      ? []
+      : await measureAll(runners, iterations);
   for (const row of rows) if (row.w3ms) row.w3 = serialW3Ms / row.w3ms;
 
-  if (!args.includes('--no-distributed')) {
-    for (const row of await benchDistributed({ quick, serialW3Ms }))
-      rows.push({ ...row, kind: 'cluster' });
+  const notes = [];
+  if (rows.length > 0) {
+    let clusterRows;
+    if (distributed) {
+      try {
+        clusterRows = await benchDistributed({ quick, serialW3Ms, iterations, want });
+        log('distributed done');
+      } catch (error) {
+        notes.push(`Distributed rows not measured: ${error?.message ?? error}`);
+      }
+    } else {
+      notes.push('Distributed rows not measured (--no-distributed).');
+    }
+    // The rows stay in the table either way, so every results.md has the same shape.
+    rows.push(
+      ...(
+        clusterRows ?? [
+          { runner: 'weft distributed (local cluster, 2 worker processes)' },
+          { runner: 'raw BullMQ (2 worker processes)' },
+        ]
+      ).map((row) => ({ ...row, kind: 'cluster' })),
+    );
   }
 
-  const extras = await extraFigures();
-  const table = render(rows, extras, serialW3Ms);
+  const extras = want('extras') ? await extraFigures() : undefined;
+  const table = render(rows, extras, { serialW3Ms, iterations, notes });
   process.stdout.write(`${table}\n`);
-  if (!quick && only.length === 0)
+  log(`took ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
+  if (!quick && only.length === 0) {
     writeFileSync(new URL('./results.md', import.meta.url), `${table}\n`);
+    log('written to bench/results.md');
+  }
 }
 
 /** LocalExecutor submit overhead, heap per pending future, event-stream cost. */
@@ -226,24 +257,28 @@ async function extraFigures() {
   const out = {};
   {
     const ex = await new LocalExecutor().start();
-    const fn = noop;
-    for (let i = 0; i < 20_000; i++) ex.submit(fn);
+    for (let i = 0; i < 20_000; i++) ex.submit(noop);
     const n = 100_000;
     const t = performance.now();
-    for (let i = 0; i < n; i++) ex.submit(fn);
+    for (let i = 0; i < n; i++) ex.submit(noop);
     out.submitUs = ((performance.now() - t) * 1000) / n;
     await ex.shutdown();
   }
   if (globalThis.gc) {
+    // The one worker waits on shared memory, so all 100,000 futures stay pending while measured.
     const ex = await new LocalPoolExecutor({ scheduler: 'threads', workers: 1 }).start();
-    const blocker = ex.submit(cpu, 3_000);
-    await new Promise((r) => setTimeout(r, 100));
+    const gate = new SharedArrayBuffer(4);
+    const blocker = ex.submit(block, gate);
+    while (blocker.status !== 'running') await new Promise((r) => setTimeout(r, 5));
     globalThis.gc();
     const before = process.memoryUsage().heapUsed;
     const futures = new Array(100_000);
     for (let i = 0; i < futures.length; i++) futures[i] = ex.submit(noop);
     globalThis.gc();
     out.heapMb = (process.memoryUsage().heapUsed - before) / 1024 / 1024;
+    out.pendingAtMeasure = futures.filter((f) => f.status === 'pending').length;
+    Atomics.store(new Int32Array(gate), 0, 1);
+    Atomics.notify(new Int32Array(gate), 0);
     await blocker;
     await ex.wait(futures);
     await ex.shutdown();
@@ -269,18 +304,17 @@ async function extraFigures() {
     out.eventsOffAgain = await w1();
     await ex.shutdown();
   }
+  log('extras done');
   return out;
 }
 
-function render(rows, extras, serialW3Ms) {
+function render(rows, extras, { serialW3Ms, iterations, notes }) {
   const best = (kind, key, higher) => {
-    const anchors = rows.filter(
-      (r) => r.kind === kind && !r.runner.startsWith('weft') && r[key] !== undefined,
-    );
-    if (anchors.length === 0) return undefined;
-    return anchors.reduce((a, b) => (higher ? (b[key] > a[key] ? b : a) : b[key] < a[key] ? b : a))[
-      key
-    ];
+    const values = rows
+      .filter((r) => r.kind === kind && !r.runner.startsWith('weft') && r[key] !== undefined)
+      .map((r) => r[key]);
+    if (values.length === 0) return undefined;
+    return higher ? Math.max(...values) : Math.min(...values);
   };
   const fmt = (v, digits = 0) =>
     v === undefined
@@ -292,27 +326,35 @@ function render(rows, extras, serialW3Ms) {
     if (b === undefined) return '';
     return ` (${(higher ? row[key] / b : b / row[key]).toFixed(2)}x)`;
   };
+  const cpu = cpus();
   const lines = [
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${workers} workers each${quick ? ' (quick run)' : ''}. Ratios compare each weft row with the best anchor of its kind in this run (higher is better for weft; for W2 it is anchor latency / weft latency). Serial W3 baseline: ${fmt(serialW3Ms)} ms.`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${workers} workers each${quick ? ' (quick run)' : ''}. Ratios compare each weft row with the best anchor of its kind in this run (threads: piscina, tinypool worker_threads, workerpool thread; processes: tinypool child_process, workerpool process; cluster: raw BullMQ); higher is better for weft, for W2 it is anchor latency / weft latency. W3 task: ${iterations.toLocaleString('en-US')} loop iterations, ${fmt(serialW3Ms / 64, 1)} ms each serially (${fmt(serialW3Ms)} ms for all 64).`,
     '',
     '| runner | W1 tasks/s | W2 p50 µs | W2 p99 µs | W3 speedup | W4 MiB/s |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const row of rows) {
     lines.push(
-      `| ${row.runner} | ${fmt(row.w1)}${ratio(row, 'w1', true)} | ${fmt(row.w2p50)}${ratio(row, 'w2p50', false)} | ${fmt(row.w2p99)} | ${fmt(row.w3, 2)}${ratio(row, 'w3', true)} | ${fmt(row.w4)}${ratio(row, 'w4', true)} |`,
+      `| ${row.runner} | ${fmt(row.w1)}${ratio(row, 'w1', true)} | ${fmt(row.w2p50)}${ratio(row, 'w2p50', false)} | ${fmt(row.w2p99)}${ratio(row, 'w2p99', false)} | ${fmt(row.w3, 2)}${ratio(row, 'w3', true)} | ${fmt(row.w4)}${row.w4Wrong ? ' (wrong lengths returned)' : ''}${ratio(row, 'w4', true)} |`,
     );
   }
+  if (rows.length === 0) lines.length = 1;
   lines.push('');
-  lines.push(
-    `- LocalExecutor submit overhead: ${fmt(extras.submitUs, 2)} µs per no-op task (100,000 submits).`,
-  );
-  if (extras.heapMb !== undefined)
-    lines.push(`- Heap cost of 100,000 pending no-op futures: ${fmt(extras.heapMb, 1)} MB.`);
-  lines.push(
-    `- Event stream, W1 on threads: ${fmt(extras.eventsOff)} tasks/s with no listener, ${fmt(extras.eventsOn)} with a listener on every event, ${fmt(extras.eventsOffAgain)} after it unsubscribed.`,
-  );
-  return lines.join('\n');
+  if (extras) {
+    lines.push(
+      `- LocalExecutor submit overhead: ${fmt(extras.submitUs, 2)} µs per no-op task (100,000 submits).`,
+    );
+    if (extras.heapMb !== undefined)
+      lines.push(
+        `- Heap cost of 100,000 pending no-op futures (threads pool, its one worker blocked): ${fmt(extras.heapMb, 1)} MB, ${fmt((extras.heapMb * 2 ** 20) / 100_000)} bytes each (${fmt(extras.pendingAtMeasure)} still pending when measured).`,
+      );
+    else lines.push('- Heap cost of pending futures: not measured (run node with --expose-gc).');
+    lines.push(
+      `- Event stream, W1 on threads: ${fmt(extras.eventsOff)} tasks/s with no listener, ${fmt(extras.eventsOn)} with a listener on every event, ${fmt(extras.eventsOffAgain)} after it unsubscribed.`,
+    );
+  }
+  for (const note of notes) lines.push(`- ${note}`);
+  return lines.join('\n').trimEnd();
 }
 
 await main();

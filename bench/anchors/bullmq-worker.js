@@ -1,23 +1,18 @@
 // Raw BullMQ anchor worker: the same workloads as weft's, written directly with BullMQ.
 import { Worker } from 'bullmq';
+import { spin } from '../work.js';
 
 const [address, concurrency] = process.argv.slice(2);
 const url = new URL(address);
 const connection = { host: url.hostname, port: Number(url.port), maxRetriesPerRequest: null };
 
-function spin(ms) {
-  const end = performance.now() + ms;
-  let x = 0;
-  while (performance.now() < end) x += Math.sqrt(x + 1);
-  return x;
-}
-
 const worker = new Worker(
   'anchor',
   async (job) => {
     if (job.name === 'noop') return null;
-    if (job.name === 'cpu') return spin(job.data.ms);
-    if (job.name === 'bytes') return Object.keys(job.data.bytes).length;
+    if (job.name === 'cpu') return spin(job.data.iterations);
+    // The payload went through JSON as a Buffer: { type: 'Buffer', data: [...] }.
+    if (job.name === 'bytes') return job.data.bytes.data.length;
     return null;
   },
   { connection, prefix: 'anchor', concurrency: Number(concurrency), drainDelay: 1 },

@@ -1,10 +1,10 @@
 // piscina / tinypool anchor worker: one export per workload.
-import { cpuWork } from '../work.js';
+import { spin } from '../work.js';
 export function noop() {
   return null;
 }
-export function cpu(ms) {
-  return cpuWork(ms);
+export function cpu(iterations) {
+  return spin(iterations);
 }
 export function bytes(data) {
   return data.length;
