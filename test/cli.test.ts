@@ -9,7 +9,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { LocalPoolExecutor, progress } from 'weft';
-import { add, failPlain } from './conformance/tasks.js';
+import { add, failPlain } from './fixtures/tasks.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { LocalExecutor, task } from 'weft';
+import { LocalExecutor, task, type Future } from 'weft';
 import { conformance } from './conformance/suite.js';
-import { add } from './conformance/tasks.js';
+import { add, failPlain } from './fixtures/tasks.js';
 
 conformance('LocalExecutor', () => new LocalExecutor(), {
   inline: true,
@@ -14,28 +14,49 @@ describe('LocalExecutor specifics', () => {
     await new LocalExecutor().start(async (ex) => {
       const ok = ex.submit(add, 1, 2);
       expect(ok.status).toBe('finished');
-      const bad = ex.submit(() => {
-        throw new Error('captured');
-      });
-      expect(bad.status).toBe('error');
-      await expect(bad).rejects.toThrow('captured');
+      let bad: Future<never> | undefined;
+      expect(() => {
+        bad = ex.submit(() => {
+          throw new Error('captured');
+        });
+      }).not.toThrow();
+      expect(bad!.status).toBe('error');
+      await expect(bad!).rejects.toThrow('captured');
+      expect(ex.submit(failPlain, 'also captured').status).toBe('error');
       expect(await ok).toBe(3);
+      // A downstream of finished futures runs inside submit too.
+      expect(ex.submit(add, ok, ok).status).toBe('finished');
+    });
+  });
+
+  it('runs closures that read and write the caller’s variables', async () => {
+    await new LocalExecutor().start(async (ex) => {
+      let counter = 0;
+      const bump = (by: number): number => (counter += by);
+      ex.submit(bump, 2);
+      expect(counter).toBe(2);
+      await ex.wait(ex.map(bump, [1, 1, 1]));
+      expect(counter).toBe(5);
     });
   });
 
   it('starts async tasks inside submit and lets them interleave at their awaits', async () => {
     await new LocalExecutor().start(async (ex) => {
       const log: string[] = [];
-      const step = task(async function step(name: string) {
+      const step = task(async function step(name: string, ms: number) {
         log.push(`${name} start`);
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, ms));
         log.push(`${name} end`);
+        return name;
       });
-      const a = ex.submit(step, 'a');
-      const b = ex.submit(step, 'b');
+      const a = ex.submit(step, 'a', 60);
+      expect(log).toEqual(['a start']);
+      expect(a.status).toBe('running');
+      const b = ex.submit(step, 'b', 5);
       expect(log).toEqual(['a start', 'b start']);
-      await ex.wait([a, b]);
-      expect(log).toEqual(['a start', 'b start', 'a end', 'b end']);
+      expect(await ex.wait([a, b])).toEqual(['a', 'b']);
+      // b started after a but finished first: they interleaved.
+      expect(log).toEqual(['a start', 'b start', 'b end', 'a end']);
     });
   });
 });

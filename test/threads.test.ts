@@ -9,6 +9,7 @@ conformance(
     inline: false,
     immediate: false,
     parallel: true,
+    single: () => new LocalPoolExecutor({ scheduler: 'threads', workers: 1 }),
   },
 );
 poolSpecifics('threads');

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DistributedExecutor } from 'weft';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { add, failPlain } from '../conformance/tasks.js';
+import { add, failPlain } from '../fixtures/tasks.js';
 
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const children: ChildProcess[] = [];

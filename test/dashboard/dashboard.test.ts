@@ -10,7 +10,7 @@ import { EventHub } from '../../dist/core/events.js';
 import { startDashboard } from '../../dist/dashboard/server.js';
 import { maxBars } from '../../dist/dashboard/state.js';
 import { LocalPoolExecutor, type Executor } from 'weft';
-import { burn, failPlain } from '../conformance/tasks.js';
+import { burn, failPlain } from '../fixtures/tasks.js';
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const screenshot = fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url));

@@ -1,10 +1,9 @@
 /**
  * What the worker pools (threads and processes) must do beyond the conformance suite: crashes,
- * out of memory, timeouts and cancels of tasks that ignore their signal, resources, TypeScript.
+ * out of memory, timeouts and cancels of tasks that ignore their signal, resources, TypeScript
+ * task modules. Every crash test also checks that the worker was replaced.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LocalPoolExecutor,
@@ -12,9 +11,9 @@ import {
   TaskCancelledError,
   TaskTimeoutError,
   WorkerCrashedError,
+  type TaskEvent,
   type WorkerEvent,
 } from 'weft';
-import { area } from '../ts-task.js';
 import {
   allocate,
   crashOnce,
@@ -28,112 +27,173 @@ import {
   throwInTimer,
   useGpu,
   whoAmI,
-} from './fixtures.js';
+} from '../fixtures/crashes.js';
+import { sleep, whereAmI } from '../fixtures/tasks.js';
+import { area } from '../fixtures/ts-syntax.js';
+import { lines, rejection, tempFile, thrown, until } from '../helpers/util.js';
 
-const rejection = (p: PromiseLike<unknown>): Promise<unknown> =>
-  Promise.resolve(p).then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
+const graceMs = 300;
 
 export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
   describe(`LocalPoolExecutor (${scheduler}) specifics`, () => {
     let ex: LocalPoolExecutor;
     const workerEvents: WorkerEvent[] = [];
+    const taskEvents: TaskEvent[] = [];
+    const count = (type: WorkerEvent['type']): number =>
+      workerEvents.filter((e) => e.type === type).length;
+    /** The worker a task started on, from its `started` event. */
+    const workerOf = (key: string): string | undefined =>
+      taskEvents.find((e) => e.key === key && e.type === 'started')?.worker;
+    /** Waits for a `left` or `crashed` event of `worker`, and for a replacement to join. */
+    async function replaced(worker: string, joinedBefore: number): Promise<WorkerEvent> {
+      let gone: WorkerEvent | undefined;
+      await until(
+        () =>
+          (gone = workerEvents.find(
+            (e) => e.worker === worker && (e.type === 'left' || e.type === 'crashed'),
+          )) !== undefined,
+        `worker ${worker} to be stopped`,
+      );
+      await until(() => count('joined') > joinedBefore, 'a replacement worker to join');
+      return gone!;
+    }
+
     beforeAll(async () => {
       ex = new LocalPoolExecutor({
         scheduler,
         workers: 2,
-        graceMs: 300,
-        resourceLimits: { maxOldGenerationSizeMb: 48 },
+        graceMs,
+        resourceLimits: { maxOldGenerationSizeMb: 32 },
       });
       ex.events.on('*', (e) => {
-        if (!('key' in e)) workerEvents.push(e);
+        if ('key' in e) taskEvents.push(e);
+        else workerEvents.push(e);
       });
       await ex.start();
     }, 60_000);
-    afterAll(() => ex.shutdown({ cancelPending: true }), 60_000);
+    afterAll(() => ex?.shutdown({ cancelPending: true }), 60_000);
+
+    it('announces its workers by name when it starts', () => {
+      const joined = workerEvents.filter((e) => e.type === 'joined');
+      expect(joined).toHaveLength(2);
+      for (const e of joined) expect(e.worker).toMatch(new RegExp(`^${scheduler}-\\d+$`));
+      expect(new Set(joined.map((e) => e.worker)).size).toBe(2);
+    });
 
     it('fails a task whose worker exits with WorkerCrashedError naming the code, and replaces the worker', async () => {
-      const before = workerEvents.filter((e) => e.type === 'joined').length;
-      const error = (await rejection(ex.submit(exitWith, 3))) as WorkerCrashedError;
+      const joinedBefore = count('joined');
+      const bystander = ex.submit(sleep, 400);
+      const crashing = ex.submit(exitWith, 3);
+      const error = (await rejection(crashing)) as WorkerCrashedError;
       expect(error).toBeInstanceOf(WorkerCrashedError);
+      expect(error.code).toBe('WORKER_CRASHED');
       expect(error.exitCode).toBe(3);
-      expect(error.message).toMatch(/exited with code 3/);
-      expect(error.message).toContain('exitWith');
-      // Other work goes on, on a fresh worker.
+      expect(error.signal).toBeNull();
+      expect(error.message).toContain('3');
+      expect(crashing.status).toBe('error');
+      // Other tasks are unaffected.
+      expect(await bystander).toBe('slept');
+      const crashed = workerEvents.find((e) => e.type === 'crashed' && e.exitCode === 3);
+      expect(crashed).toBeDefined();
+      expect(crashed!.worker).toBe(workerOf(crashing.key));
+      await replaced(crashed!.worker, joinedBefore);
+      // Work goes on, on both workers.
       expect(await ex.wait(ex.map(whoAmI, [1, 2, 3, 4]))).toHaveLength(4);
-      const crashed = workerEvents.filter((e) => e.type === 'crashed');
-      expect(crashed.some((e) => e.exitCode === 3)).toBe(true);
-      expect(workerEvents.filter((e) => e.type === 'joined').length).toBeGreaterThan(before);
+      const failed = taskEvents.filter((e) => e.key === crashing.key && e.type === 'failed');
+      expect(failed).toHaveLength(1);
     });
 
     it('retries a task whose worker crashed when it has retries left', async () => {
-      expect(await ex.submit(crashOnce)).toBe(2);
+      const crashesBefore = count('crashed');
+      const f = ex.submit(crashOnce);
+      expect(await f).toBe(2);
+      expect(count('crashed')).toBeGreaterThan(crashesBefore);
+      expect(taskEvents.some((e) => e.key === f.key && e.type === 'retried')).toBe(true);
+      expect(taskEvents.filter((e) => e.key === f.key && e.type === 'finished')).toHaveLength(1);
     });
 
-    it('reports an uncaught exception thrown in a timer as a crash with that error as cause', async () => {
-      const error = (await rejection(ex.submit(throwInTimer))) as WorkerCrashedError;
+    it('reports an uncaught exception thrown in a timer as a crash, and replaces the worker', async () => {
+      const joinedBefore = count('joined');
+      const f = ex.submit(throwInTimer);
+      const error = (await rejection(f)) as WorkerCrashedError;
       expect(error).toBeInstanceOf(WorkerCrashedError);
       expect(error.message).toContain('thrown in a timer');
       expect((error.cause as Error).name).toBe('TypeError');
+      await replaced(workerOf(f.key)!, joinedBefore);
+      expect(await ex.submit(whoAmI)).toBeGreaterThan(0);
     });
 
     it(
       'fails a task that runs out of memory under resourceLimits with WorkerCrashedError',
       { timeout: 60_000 },
       async () => {
-        const error = (await rejection(ex.submit(allocate))) as WorkerCrashedError;
+        const joinedBefore = count('joined');
+        const f = ex.submit(allocate);
+        const error = (await rejection(f)) as WorkerCrashedError;
         expect(error).toBeInstanceOf(WorkerCrashedError);
-        expect(error.message).toMatch(/memory/);
+        expect(error.message).toMatch(/memory/i);
+        await replaced(workerOf(f.key)!, joinedBefore);
         expect(await ex.submit(whoAmI)).toBeGreaterThan(0);
       },
     );
 
     if (scheduler === 'processes') {
-      it('names the signal when a worker process is killed', async () => {
-        const error = (await rejection(ex.submit(killSelf, 'SIGKILL'))) as WorkerCrashedError;
+      it('names the signal when a worker process is killed, and replaces it', async () => {
+        const joinedBefore = count('joined');
+        const f = ex.submit(killSelf, 'SIGKILL');
+        const error = (await rejection(f)) as WorkerCrashedError;
         expect(error).toBeInstanceOf(WorkerCrashedError);
         expect(error.signal).toBe('SIGKILL');
         expect(error.message).toContain('SIGKILL');
+        const crashed = await replaced(workerOf(f.key)!, joinedBefore);
+        expect(crashed.type).toBe('crashed');
+        expect(crashed.signal).toBe('SIGKILL');
+        expect(await ex.submit(whoAmI)).toBeGreaterThan(0);
       });
 
       it('runs tasks in other processes', async () => {
-        const pids = await ex.wait(ex.map(whoAmI, [1, 2]));
-        for (const pid of pids) expect(pid).not.toBe(process.pid);
+        const places = await ex.wait([ex.submit(whereAmI), ex.submit(whereAmI)]);
+        for (const place of places) expect(place.pid).not.toBe(process.pid);
+      });
+    } else {
+      it('runs tasks on other threads of this process', async () => {
+        const places = await ex.wait([ex.submit(whereAmI), ex.submit(whereAmI)]);
+        for (const place of places) {
+          expect(place.pid).toBe(process.pid);
+          expect(place.threadId).not.toBe(threadId);
+        }
       });
     }
 
     it('times out a task that ignores its signal and stops its worker after the grace period', async () => {
-      const started = Date.now();
-      const error = await rejection(ex.submit(hangWithTimeout, 20_000));
+      const file = tempFile('hang');
+      const joinedBefore = count('joined');
+      const submitted = Date.now();
+      const f = ex.submit(hangWithTimeout, file, 20_000);
+      const error = await rejection(f);
       expect(error).toBeInstanceOf(TaskTimeoutError);
-      expect(Date.now() - started).toBeLessThan(10_000);
-      // The worker was stopped: the pool still answers well before the 20 s loop would end.
-      const left = () => workerEvents.filter((e) => e.type === 'left').length;
-      const before = left();
-      await new Promise((r) => setTimeout(r, 600));
-      expect(left()).toBeGreaterThanOrEqual(before);
+      expect(Date.now() - submitted).toBeLessThan(10_000);
+      expect(lines(file)).toEqual(['started']);
+      const stopped = await replaced(workerOf(f.key)!, joinedBefore);
+      // Stopped after timeoutMs (300) plus graceMs (300), long before the 20 s loop would end.
+      expect(stopped.time - submitted).toBeGreaterThanOrEqual(300 + graceMs - 50);
+      expect(stopped.time - submitted).toBeLessThan(10_000);
       expect(await ex.submit(whoAmI)).toBeGreaterThan(0);
-      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(Date.now() - submitted).toBeLessThan(15_000);
     });
 
     it('cancels a running task that ignores its signal by replacing its worker', async () => {
-      const f = ex.submit(hang, 20_000);
-      await new Promise((r) => setTimeout(r, 300));
-      const leftBefore = workerEvents.filter((e) => e.type === 'left').length;
+      const file = tempFile('hang');
+      const joinedBefore = count('joined');
+      const f = ex.submit(hang, file, 20_000);
+      await until(() => lines(file).includes('started'), 'the task to start');
+      const cancelled = Date.now();
       expect(await f.cancel()).toBe(true);
       expect(await rejection(f)).toBeInstanceOf(TaskCancelledError);
-      const deadline = Date.now() + 10_000;
-      while (
-        workerEvents.filter((e) => e.type === 'left').length === leftBefore &&
-        Date.now() < deadline
-      ) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(workerEvents.filter((e) => e.type === 'left').length).toBeGreaterThan(leftBefore);
+      expect(f.status).toBe('cancelled');
+      const stopped = await replaced(workerOf(f.key)!, joinedBefore);
+      expect(stopped.time - cancelled).toBeGreaterThanOrEqual(graceMs - 50);
+      expect(stopped.time - cancelled).toBeLessThan(10_000);
       expect(await ex.submit(whoAmI)).toBeGreaterThan(0);
     });
 
@@ -144,39 +204,48 @@ export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
         'square:9',
       ]);
     });
+
+    it('refuses at submit a task needing a resource the pool does not offer', () => {
+      const error = thrown(() => ex.submit(useGpu, '/dev/null', 1));
+      expect(error).toBeInstanceOf(ResourceUnavailableError);
+      expect((error as ResourceUnavailableError).code).toBe('RESOURCE_UNAVAILABLE');
+      expect((error as Error).message).toContain('GPU');
+    });
   });
 
   describe(`LocalPoolExecutor (${scheduler}) resources`, () => {
     it(
-      'never overlaps two GPU=1 tasks on a GPU=1 pool, while other tasks run beside them',
+      'never overlaps two GPU=1 tasks on a GPU=1 pool, while a task without resources runs beside them',
       { timeout: 60_000 },
       async () => {
-        const file = join(mkdtempSync(join(tmpdir(), 'weft-gpu-')), 'log');
-        writeFileSync(file, '');
+        const file = tempFile('intervals');
         await new LocalPoolExecutor({ scheduler, workers: 2, resources: { GPU: 1 } }).start(
           async (pool) => {
             // Load the fixture module in both workers first, so start-up does not skew intervals.
             await pool.wait(pool.map(free, ['/dev/null', '/dev/null'], [1, 1]));
             await pool.wait([
-              ...pool.map(useGpu, Array(4).fill(file), Array(4).fill(150)),
-              pool.submit(free, file, 400),
+              ...pool.map(useGpu, Array<string>(4).fill(file), Array<number>(4).fill(100)),
+              pool.submit(free, file, 300),
             ]);
-            expect(() => pool.submit(needsTwoGpus)).toThrow(ResourceUnavailableError);
-            expect(() => pool.submit(needsTpu)).toThrow(/TPU/);
+            const tooMany = thrown(() => pool.submit(needsTwoGpus));
+            expect(tooMany).toBeInstanceOf(ResourceUnavailableError);
+            expect((tooMany as Error).message).toContain('GPU');
+            const missing = thrown(() => pool.submit(needsTpu));
+            expect(missing).toBeInstanceOf(ResourceUnavailableError);
+            expect((missing as Error).message).toContain('TPU');
           },
         );
-        const rows = readFileSync(file, 'utf8').trim().split('\n');
+        const rows = lines(file).map((row) => row.split(' '));
         const gpu = rows
-          .filter((r) => !r.startsWith('free'))
-          .map((r) => r.split(' ').map(Number) as [number, number])
+          .filter(([kind]) => kind === 'gpu')
+          .map(([, start, end]) => [Number(start), Number(end)] as const)
           .sort((a, b) => a[0] - b[0]);
         expect(gpu).toHaveLength(4);
         for (let i = 1; i < gpu.length; i++)
           expect(gpu[i]![0]).toBeGreaterThanOrEqual(gpu[i - 1]![1]);
-        const [, fs, fe] = rows
-          .find((r) => r.startsWith('free'))!
-          .split(' ')
-          .map(Number) as [string, number, number];
+        const freeRows = rows.filter(([kind]) => kind === 'free');
+        expect(freeRows).toHaveLength(1);
+        const [fs, fe] = [Number(freeRows[0]![1]), Number(freeRows[0]![2])];
         expect(gpu.some(([s, e]) => s < fe && fs < e)).toBe(true);
       },
     );
