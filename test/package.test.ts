@@ -1,9 +1,11 @@
 /**
  * Smoke test of the published shape: `npm pack`, install the tarball in a fresh project, import
- * 'weft' by name, run tasks on threads and processes, and run the `weft` binary.
+ * 'weft' by name, run tasks on threads and processes (so the worker entry files must be in the
+ * package), and run the `weft` binary from node_modules/.bin. Broken `exports`, `files` or `bin`
+ * fail here.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +16,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 describe('the packed package', () => {
   it(
     'installs and works by its name, with its bin and worker entry files',
-    { timeout: 180_000 },
+    { timeout: 120_000 },
     () => {
       const dir = mkdtempSync(join(tmpdir(), 'weft-pack-'));
       const packed = execFileSync('npm', ['pack', '--pack-destination', dir, '--silent'], {
@@ -24,8 +26,9 @@ describe('the packed package', () => {
         .trim()
         .split('\n')
         .pop()!;
+      expect(packed).toMatch(/^weft-.*\.tgz$/);
       const app = join(dir, 'app');
-      execFileSync('mkdir', ['-p', app]);
+      mkdirSync(app);
       writeFileSync(
         join(app, 'package.json'),
         JSON.stringify({ name: 'app', version: '1.0.0', type: 'module', private: true }),
@@ -33,7 +36,7 @@ describe('the packed package', () => {
       execFileSync(
         'npm',
         ['install', '--no-audit', '--no-fund', '--prefer-offline', '--silent', join(dir, packed)],
-        { cwd: app, stdio: 'inherit' },
+        { cwd: app, stdio: ['ignore', 'ignore', 'inherit'], timeout: 90_000 },
       );
       writeFileSync(
         join(app, 'tasks.js'),
@@ -41,26 +44,32 @@ describe('the packed package', () => {
       );
       writeFileSync(
         join(app, 'main.js'),
-        `import { LocalPoolExecutor, LocalExecutor } from 'weft';
-       import { square } from './tasks.js';
-       const out = [];
-       for (const scheduler of ['threads', 'processes']) {
-         out.push(await new LocalPoolExecutor({ scheduler, workers: 2 }).start((ex) => ex.wait(ex.map(square, [1, 2, 3]))));
-       }
-       out.push(await new LocalExecutor().start((ex) => ex.submit(square, 4)));
-       console.log(JSON.stringify(out));`,
+        `import { LocalPoolExecutor, LocalExecutor, WorkerCrashedError } from 'weft';
+         import { square } from './tasks.js';
+         const out = [];
+         for (const scheduler of ['threads', 'processes']) {
+           out.push(await new LocalPoolExecutor({ scheduler, workers: 2 }).start(async (ex) => {
+             const values = await ex.wait(ex.map(square, [1, 2, 3]));
+             const plain = await ex.submit((a, b) => a - b, 10, 4);
+             return [...values, plain];
+           }));
+         }
+         out.push(await new LocalExecutor().start((ex) => ex.submit(square, 4)));
+         out.push(typeof WorkerCrashedError);
+         console.log(JSON.stringify(out));`,
       );
       const output = execFileSync(process.execPath, ['main.js'], {
         cwd: app,
         encoding: 'utf8',
         timeout: 60_000,
       });
-      expect(output.trim()).toBe('[[1,4,9],[1,4,9],16]');
+      expect(output.trim()).toBe('[[1,4,9,6],[1,4,9,6],16,"function"]');
       const help = execFileSync(join(app, 'node_modules/.bin/weft'), ['--help'], {
         encoding: 'utf8',
+        timeout: 30_000,
       });
-      expect(help).toContain('run [options] <file>');
-      expect(help).toContain('worker');
+      for (const command of ['run', 'worker']) expect(help).toContain(command);
+      expect(help).toMatch(/usage/i);
     },
   );
 });

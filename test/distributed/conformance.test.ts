@@ -12,6 +12,7 @@ conformance(
     inline: false,
     immediate: false,
     parallel: true,
+    single: () => new DistributedExecutor({ workers: 1, localProcesses: false }),
   },
 );
 
@@ -22,5 +23,6 @@ conformance(
     inline: false,
     immediate: false,
     parallel: true,
+    single: () => new DistributedExecutor({ workers: 1, localProcesses: true }),
   },
 );
