@@ -5,7 +5,9 @@
  *
  * Parent → worker
  *   `run`    (parent) tasks to append to the worker's queue; each: `id` (attempt id), `key`,
- *            `attempt` (1-based), `ref` (module+name or source), `args`, `timed` (the worker
+ *            `attempt` (1-based), `ref` (a number naming a task reference; the first task that
+ *            uses a number also carries `def`, the reference itself: module+name or source,
+ *            so later messages stay small), `args`, `timed` (the worker
  *            must report the start, because a timeout clock is waiting for it).
  *   `abort`  (parent) abort attempt `id` with `reason`: a queued one is dropped and reported
  *            back as `aborted`; a running one has its AbortSignal fired.
@@ -24,7 +26,8 @@ export interface WireTask {
   id: number;
   key: string;
   attempt: number;
-  ref: TaskRef;
+  ref: number;
+  def?: TaskRef;
   args: unknown[];
   timed: boolean;
 }

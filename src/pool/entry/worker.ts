@@ -28,6 +28,8 @@ const send: (message: FromWorker) => void = isMainThread
 // ---- finding tasks -----------------------------------------------------------------------
 
 const resolved = new Map<string, AnyFunction>();
+/** Task references by the number the parent sends them by. */
+const refs = new Map<number, TaskRef>();
 const loading = new Map<string, Promise<unknown>>();
 const typeScript = /\.(?:[mc]?tsx?)$/;
 
@@ -170,7 +172,7 @@ async function drain(): Promise<void> {
     while (queue.length > 0) {
       const task = queue.shift()!;
       if (task.timed) flush(task.id);
-      let fn = resolveTask(task.ref);
+      let fn = resolveTask(refs.get(task.ref)!);
       if (!(typeof fn === 'function')) {
         try {
           fn = await fn;
@@ -224,7 +226,11 @@ async function drain(): Promise<void> {
 
 function onMessage(message: ToWorker): void {
   if (message.t === 'run') {
-    for (const task of message.tasks) queue.push(task);
+    // Learn references on arrival: a task carrying one may be stolen or aborted before it runs.
+    for (const task of message.tasks) {
+      if (task.def) refs.set(task.ref, task.def);
+      queue.push(task);
+    }
     void drain();
   } else if (message.t === 'steal') {
     const wanted = new Set(message.ids);

@@ -21,7 +21,7 @@ import {
   toEnvelope,
   type ErrorEnvelope,
 } from '../../core/errors.js';
-import type { Attempt, Outcome, Runtime, RuntimeHost } from '../../core/runtime.js';
+import type { Attempt, Outcome, Runtime, RuntimeHost, TaskRef } from '../../core/runtime.js';
 import type { Boundary } from '../../core/values.js';
 import { canCross } from '../../core/values.js';
 import type { FromWorker, WireTask } from '../protocol.js';
@@ -48,6 +48,8 @@ interface PoolWorker {
   headStarted: boolean;
   headSince: number;
   outbox: WireTask[];
+  /** Task references this worker has been sent, by the number it knows them by. */
+  refs: Map<TaskRef, number>;
   referenced: boolean;
   /** Set when weft stops the worker on purpose (a task ignored its abort signal, or close). */
   stopping: Error | undefined;
@@ -84,6 +86,8 @@ export class WorkerPoolRuntime implements Runtime {
   /** Moving average of task durations in ms; undefined until the first result. */
   #avgMs: number | undefined;
   #flushScheduled = false;
+  /** The longest grace period an abort asked for; close() waits that long for aborted tasks. */
+  #graceMs = 0;
 
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
@@ -162,7 +166,7 @@ export class WorkerPoolRuntime implements Runtime {
       id: attempt.id,
       key: attempt.key,
       attempt: attempt.number,
-      ref: attempt.ref!,
+      ...this.#refFor(target, attempt.ref!),
       args: attempt.args,
       timed: attempt.timeoutMs !== undefined,
     });
@@ -175,6 +179,15 @@ export class WorkerPoolRuntime implements Runtime {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#flush());
     }
+  }
+
+  /** The number `worker` knows a task reference by, with the reference the first time. */
+  #refFor(worker: PoolWorker, ref: TaskRef): { ref: number; def?: TaskRef } {
+    let id = worker.refs.get(ref);
+    if (id !== undefined) return { ref: id };
+    id = worker.refs.size + 1;
+    worker.refs.set(ref, id);
+    return { ref: id, def: ref };
   }
 
   #flush(): void {
@@ -194,6 +207,7 @@ export class WorkerPoolRuntime implements Runtime {
     const index = worker.queue.indexOf(attempt);
     if (index < 0 || slot.aborted) return;
     slot.aborted = reason;
+    this.#graceMs = Math.max(this.#graceMs, graceMs);
     const unsent = worker.outbox.findIndex((t) => t.id === attempt.id);
     if (unsent >= 0) {
       worker.outbox.splice(unsent, 1);
@@ -219,6 +233,15 @@ export class WorkerPoolRuntime implements Runtime {
 
   async close(): Promise<void> {
     this.#closing = true;
+    // Aborted tasks still running get their grace period to see the signal and stop by themselves;
+    // their grace timers stop the workers of those that do not.
+    const deadline = performance.now() + this.#graceMs + 100;
+    while (
+      this.#workers.some((w) => w.state !== 'dead' && w.queue.length > 0) &&
+      performance.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     const workers = this.#workers;
     for (const w of workers) {
       w.stopping ??= new TaskCancelledError('The pool was shut down.');
@@ -253,6 +276,7 @@ export class WorkerPoolRuntime implements Runtime {
       headStarted: false,
       headSince: 0,
       outbox: [],
+      refs: new Map(),
       referenced: true,
       stopping: undefined,
       fatal: undefined,
