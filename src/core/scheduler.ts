@@ -152,6 +152,8 @@ export class Scheduler implements RuntimeHost {
   #attemptIds = 0;
   #pumpScheduled = false;
   #pumping = false;
+  /** Depth of task settlements in progress (their dependents are queued, then pumped). */
+  #settling = 0;
   #accepting = true;
   #idle: (() => void) | undefined;
 
@@ -313,7 +315,12 @@ export class Scheduler implements RuntimeHost {
       record.foreign = undefined;
     }
     record.where = 'ready';
-    if (this.#runtime.immediate && !this.#pumping && this.#ready.size === 0) {
+    if (
+      this.#runtime.immediate &&
+      !this.#pumping &&
+      this.#settling === 0 &&
+      this.#ready.size === 0
+    ) {
       // LocalExecutor: run inside submit, without touching the queue.
       if (this.#canRun(record)) {
         this.#startAttempt(record);
@@ -321,7 +328,7 @@ export class Scheduler implements RuntimeHost {
       }
     }
     this.#ready.push(record);
-    this.#schedulePump();
+    if (this.#settling === 0) this.#schedulePump();
   }
 
   // ---- dispatch ---------------------------------------------------------------------------
@@ -546,7 +553,16 @@ export class Scheduler implements RuntimeHost {
     const worker = record.worker;
     const startedAt = record.startedAt;
     const attempt = record.attempts;
-    if (!record.settle(status, value)) return;
+    // Dependents that become ready together here start in priority order, also on LocalExecutor.
+    this.#settling++;
+    let settled: boolean;
+    try {
+      settled = record.settle(status, value);
+    } finally {
+      this.#settling--;
+    }
+    if (!settled) return;
+    if (this.#settling === 0 && this.#ready.size > 0) this.#schedulePump();
     this.#outstanding.delete(record);
     if (this.#events.active) {
       const type = status === 'finished' ? 'finished' : status === 'error' ? 'failed' : 'cancelled';
