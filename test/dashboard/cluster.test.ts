@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DistributedExecutor } from 'weft';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { add, failPlain } from '../fixtures/tasks.js';
+import { checksum, upload } from './fixtures.js';
 
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const children: ChildProcess[] = [];
@@ -68,12 +68,12 @@ describe('cluster dashboard', () => {
       try {
         await ex.wait(
           ex.map(
-            add,
+            checksum,
             Array.from({ length: 40 }, (_, i) => i),
             Array(40).fill(1),
           ),
         );
-        await ex.submit(failPlain, 'seen on the cluster dashboard').then(
+        await ex.submit(upload, 'seen on the cluster dashboard').then(
           () => undefined,
           () => undefined,
         );
