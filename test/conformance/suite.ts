@@ -577,6 +577,9 @@ export function conformance(label: string, make: () => Executor, caps: Capabilit
           expect(started).toBeDefined();
           expect(seen.indexOf(started!)).toBeLessThan(seen.indexOf(finished));
           expect(typeof started!.worker).toBe('string');
+          // Inline executors run in the caller; pools name their workers.
+          if (caps.inline) expect(started!.worker).toBe('caller');
+          else expect(started!.worker).not.toBe('caller');
           expect(seen.find((e) => e.key === bad.key && e.type === 'failed')!.error!.message).toBe(
             'event failure',
           );
