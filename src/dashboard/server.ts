@@ -1,35 +1,65 @@
 /**
- * The live dashboard: an HTTP server on 127.0.0.1 that serves one page, a JSON snapshot
- * (`/api/state`) and a Server-Sent Events stream (`/api/events`) of aggregated state at most four
- * times a second. Chart.js, which draws the task stream, is served from the installed package:
+ * The live dashboard: an HTTP server (127.0.0.1 by default) that serves one page and its assets,
+ * a JSON snapshot at `/api/state` and a Server-Sent Events stream at `/api/events`. State is
+ * aggregated as events arrive (see state.ts), so a run of any size costs bounded memory and each
+ * update is small. Chart.js, which draws the task stream, is read from the installed package:
  * nothing is fetched from the internet.
+ *
+ * Live stream protocol (`/api/events`). The server writes `retry: 2000`, then one `data:` line of
+ * JSON per message: at most every `updateEveryMs`, only when an event arrived since the last one
+ * (or once a second while attempts run, so their bars grow), and a `: keep-alive` comment after
+ * 15 s of silence. Each message is a `LiveUpdate`: a `Snapshot` (state.ts) where
+ * - `full` is true on the first message: `bars` holds every kept bar;
+ * - otherwise `bars` holds only bars newer than the previous message's `lastSeq`;
+ * - `errors` is present only when `errorsVersion` changed since the previous message.
+ * The page appends bars and keeps its errors until new ones come.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
+import { isIP, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { ConfigurationError } from '../core/errors.js';
 import type { ExecutorEvents } from '../core/events.js';
 import type { DashboardHandle } from '../executors/base.js';
-import { pageHtml } from './page.js';
-import { DashboardState } from './state.js';
+import { pageCss, pageHtml } from './page.js';
+import { pageScript } from './page-script.js';
+import { DashboardState, type ErrorView, type Snapshot } from './state.js';
 
+/** Where and under which title `startDashboard` serves the page. */
 export interface DashboardOptions {
   /** Shown in the page title, e.g. `LocalPoolExecutor (threads)`. */
   label: string;
-  /** Port to listen on (default: a free one). */
+  /** Port to listen on, 0 to 65535. Default 0: a free one, which the returned URL names. */
   port?: number;
-  /** Address to bind (default 127.0.0.1: the page shows task errors and stacks). */
+  /**
+   * Address to bind. Default 127.0.0.1: the page shows task names, arguments in error messages
+   * and stacks, so expose it to other machines (e.g. `0.0.0.0`) only on a trusted network.
+   */
   host?: string;
 }
 
-const updateEveryMs = 250;
+/** One message on the live stream (see the protocol above). */
+export type LiveUpdate = Omit<Snapshot, 'errors'> & { full: boolean; errors?: ErrorView[] };
+
+/** Shortest time between two messages to one page. */
+export const updateEveryMs = 250;
+const runningRefreshMs = 1_000;
+const keepAliveMs = 15_000;
+
+/** A page on the live stream and what it has been sent. */
+interface Stream {
+  response: ServerResponse;
+  lastSeq: number;
+  version: number;
+  errorsVersion: number;
+  sentAt: number;
+}
+
 let chartSource: string | undefined;
 
 function chartJs(): string {
-  // Read once from the installed chart.js package (a dependency), never from a CDN.
-  // chart.js exports only its module entries; the UMD build sits beside them in dist/.
+  // chart.js (a dependency) exports only its module entries; the UMD build sits beside them in dist/.
   chartSource ??= readFileSync(
     join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js'),
     'utf8',
@@ -37,108 +67,240 @@ function chartJs(): string {
   return chartSource;
 }
 
-/** Serves a live view of `events`; resolves once listening, with its URL. */
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+
+function isLoopback(address: string): boolean {
+  return loopbackHosts.has(address) || address.startsWith('127.') || address.endsWith('.localhost');
+}
+
+/**
+ * Serves a live view of `events` and resolves, once listening, with its URL and `close()`.
+ * Rejects with `ConfigurationError` for a bad port or host, a port in use or an address that
+ * cannot be bound. `close()` ends open pages' streams, unsubscribes and stops the server; it is
+ * idempotent. The server never keeps the process alive by itself.
+ */
 export async function startDashboard(
   events: ExecutorEvents,
   options: DashboardOptions,
 ): Promise<DashboardHandle> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new ConfigurationError(
-      `dashboard port must be an integer from 0 to 65535 (0: a free one), got ${String(options.port)}.`,
+      `Dashboard port must be an integer from 0 to 65535 (0: a free one), got ${describe(options.port)}. Pass dashboard: { port: 8787 } or leave it out.`,
     );
   }
-  if (typeof host !== 'string' || host === '') {
+  if (
+    typeof host !== 'string' ||
+    !(isIP(host) || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host))
+  ) {
     throw new ConfigurationError(
-      `dashboard host must be an address to bind, e.g. 127.0.0.1, got ${String(options.host)}.`,
+      `Dashboard host must be an IP address or host name to bind, e.g. 127.0.0.1, got ${describe(options.host)}.`,
     );
   }
-  const state = new DashboardState(options.label);
-  const unsubscribe = events.on('*', (event) => state.apply(event));
-  const streams = new Set<ServerResponse>();
-  const html = pageHtml(options.label);
 
-  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+  const state = new DashboardState(options.label);
+  const streams = new Set<Stream>();
+  const html = pageHtml(options.label);
+  // When bound to loopback, answer only requests addressed to a loopback name or an IP: a page on
+  // another site that rebinds its DNS name to 127.0.0.1 must not read task errors and stacks.
+  const checkHost = isLoopback(host);
+
+  const send = (stream: Stream, now: number): void => {
+    const full = stream.version === -1;
+    const withErrors = full || stream.errorsVersion !== state.errorsVersion;
+    const { errors, ...snapshot } = state.snapshot(stream.lastSeq, withErrors);
+    const update: LiveUpdate = { ...snapshot, full, ...(withErrors ? { errors } : {}) };
+    stream.lastSeq = snapshot.lastSeq;
+    stream.version = snapshot.version;
+    stream.errorsVersion = snapshot.errorsVersion;
+    stream.sentAt = now;
+    stream.response.write(`data: ${JSON.stringify(update)}\n\n`);
+  };
+
+  const tick = (): void => {
+    const now = Date.now();
+    for (const stream of streams) {
+      // A page that does not keep up gets its bars later, in one message (at most maxBars).
+      if (stream.response.writableNeedDrain) continue;
+      if (stream.version !== state.version) send(stream, now);
+      else if (state.runningCount > 0 && now - stream.sentAt >= runningRefreshMs) send(stream, now);
+      else if (now - stream.sentAt >= keepAliveMs) {
+        stream.sentAt = now;
+        stream.response.write(': keep-alive\n\n');
+      }
+    }
+  };
+
+  const route = (request: IncomingMessage, response: ServerResponse): void => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      respond(response, 405, 'text/plain', 'The weft dashboard only answers GET.', {
+        allow: 'GET, HEAD',
+      });
+      return;
+    }
+    const hostname = hostOf(request.headers.host);
+    if (checkHost && !(isLoopback(hostname) || isIP(hostname) || hostname === host)) {
+      respond(
+        response,
+        403,
+        'text/plain',
+        `The weft dashboard answers requests for localhost or an IP address, not for "${hostname}". Open the URL it printed.`,
+      );
+      return;
+    }
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    switch (url.pathname) {
+      case '/':
+      case '/index.html':
+        respond(response, 200, 'text/html; charset=utf-8', html, {
+          // Everything comes from this server; scripts only from files (no inline script).
+          'content-security-policy':
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+        });
+        return;
+      case '/assets/dashboard.js':
+        respond(response, 200, 'text/javascript; charset=utf-8', pageScript);
+        return;
+      case '/assets/dashboard.css':
+        respond(response, 200, 'text/css; charset=utf-8', pageCss);
+        return;
+      case '/assets/chart.js':
+        respond(response, 200, 'text/javascript; charset=utf-8', chartJs(), {
+          'cache-control': 'max-age=3600',
+        });
+        return;
+      case '/api/state': {
+        const since = Number(url.searchParams.get('since') ?? 0);
+        const snapshot = state.snapshot(Number.isFinite(since) ? since : 0);
+        respond(response, 200, 'application/json', JSON.stringify(snapshot));
+        return;
+      }
+      case '/api/events': {
+        response.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+        });
+        response.write('retry: 2000\n\n');
+        const stream: Stream = { response, lastSeq: 0, version: -1, errorsVersion: -1, sentAt: 0 };
+        streams.add(stream);
+        response.on('close', () => streams.delete(stream));
+        send(stream, Date.now());
+        return;
+      }
+      case '/favicon.ico':
+        response.writeHead(204, { 'cache-control': 'max-age=86400' });
+        response.end();
+        return;
+      default:
+        respond(response, 404, 'text/plain', `Not found: ${url.pathname}`);
+    }
+  };
+
+  const server = createServer((request, response) => {
     try {
       route(request, response);
     } catch (error) {
-      if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
-      response.end(`weft dashboard: ${error instanceof Error ? error.message : String(error)}`);
+      if (!response.headersSent) {
+        respond(response, 500, 'text/plain', `weft dashboard: ${String(error)}`);
+      } else response.end();
     }
   });
-  const route = (request: IncomingMessage, response: ServerResponse): void => {
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    if (url.pathname === '/') {
-      response.writeHead(200, {
-        'content-type': 'text/html; charset=utf-8',
-        'cache-control': 'no-store',
+  // The executor (or `weft dashboard`) decides how long the process lives, not an open tab.
+  server.on('connection', (socket) => socket.unref());
+
+  // Subscribe before listening, so nothing that happens while the socket binds is missed.
+  const unsubscribe = events.on('*', (event) => state.apply(event));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
       });
-      response.end(html);
-    } else if (url.pathname === '/assets/chart.js') {
-      response.writeHead(200, {
-        'content-type': 'text/javascript; charset=utf-8',
-        'cache-control': 'max-age=3600',
-      });
-      response.end(chartJs());
-    } else if (url.pathname === '/api/state') {
-      const since = Number(url.searchParams.get('since') ?? 0) || 0;
-      response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      response.end(JSON.stringify(state.snapshot(since)));
-    } else if (url.pathname === '/api/events') {
-      response.writeHead(200, {
-        'content-type': 'text/event-stream',
-        'cache-control': 'no-store',
-        connection: 'keep-alive',
-      });
-      (response as ServerResponse & { lastSeq: number }).lastSeq = 0;
-      streams.add(response);
-      request.on('close', () => streams.delete(response));
-      push(response);
-    } else {
-      response.writeHead(404, { 'content-type': 'text/plain' });
-      response.end('not found');
-    }
-  };
-  const push = (response: ServerResponse): void => {
-    const r = response as ServerResponse & { lastSeq: number };
-    const snapshot = state.snapshot(r.lastSeq);
-    r.lastSeq = snapshot.lastSeq;
-    response.write(`data: ${JSON.stringify(snapshot)}\n\n`);
-  };
-  const timer = setInterval(() => {
-    for (const response of streams) push(response);
-  }, updateEveryMs);
+    });
+  } catch (error) {
+    unsubscribe();
+    throw listenError(error as NodeJS.ErrnoException, host, port);
+  }
+  server.unref();
+  const timer = setInterval(tick, updateEveryMs);
   timer.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new ConfigurationError(
-              `The dashboard cannot listen on ${host}:${port}: the port is taken. Pick another port, or 0 for a free one.`,
-            )
-          : error,
-      ),
-    );
-    server.listen(port, host, () => resolve());
-  });
-  server.unref();
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | undefined;
   return {
     url: `http://${shownHost}:${address.port}/`,
-    async close() {
-      clearInterval(timer);
-      unsubscribe();
-      // A last update so open pages show the final state, then end the streams.
-      for (const response of streams) {
-        push(response);
-        response.end();
-      }
-      streams.clear();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+    close() {
+      closing ??= (async () => {
+        clearInterval(timer);
+        unsubscribe();
+        // A last update, so open pages show the final state, then end their streams.
+        const now = Date.now();
+        for (const stream of streams) {
+          if (stream.version !== state.version) send(stream, now);
+          stream.response.end();
+        }
+        streams.clear();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      })();
+      return closing;
     },
   };
+}
+
+function respond(
+  response: ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  response.writeHead(status, {
+    'content-type': type,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  response.end(response.req.method === 'HEAD' ? undefined : body);
+}
+
+/** The host name of a Host header, without port and brackets. */
+function hostOf(header: string | undefined): string {
+  if (!header) return '';
+  if (header.startsWith('[')) return header.slice(1, header.indexOf(']'));
+  return header.replace(/:\d+$/, '').toLowerCase();
+}
+
+function listenError(error: NodeJS.ErrnoException, host: string, port: number): Error {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return new ConfigurationError(
+        `The dashboard cannot listen on ${host}:${port}: the port is in use. Pick another port, or 0 for a free one.`,
+        { cause: error },
+      );
+    case 'EACCES':
+      return new ConfigurationError(
+        `The dashboard may not listen on ${host}:${port} (ports below 1024 need privileges). Pick a port from 1024, or 0 for a free one.`,
+        { cause: error },
+      );
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new ConfigurationError(
+        `The dashboard cannot bind to host "${host}" (${error.code}): it is not an address of this machine. Use 127.0.0.1 (the default) or one of this machine's addresses.`,
+        { cause: error },
+      );
+    default:
+      return error;
+  }
+}
+
+function describe(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : `${String(value)} (${typeof value})`;
 }

@@ -149,14 +149,16 @@ describe('dashboard in Chromium', () => {
         );
         expect(await page.textContent('#totals')).toContain('finished 36');
 
-        // Shutdown ends the live stream: the page says so instead of freezing silently.
+        expect(pageErrors).toEqual([]);
+
+        // Shutdown ends the live stream: the page says so instead of freezing silently (and its
+        // reconnection attempts may log refused connections from here on).
         await ex.shutdown();
         await page.waitForFunction(
           () => document.getElementById('status')!.textContent.startsWith('disconnected'),
           undefined,
           { timeout: 10_000 },
         );
-        expect(pageErrors).toEqual([]);
       } finally {
         await page.close();
         await ex.shutdown();
