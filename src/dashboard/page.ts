@@ -70,10 +70,11 @@ body { margin: 0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-seri
 header { display: flex; gap: 24px; align-items: center; padding: 12px 20px; border-bottom: 1px solid var(--line); flex-wrap: wrap; }
 header h1 { font-size: 18px; margin: 0; white-space: nowrap; }
 .overall { flex: 1; min-width: 320px; }
+.totals { display: flex; flex-wrap: wrap; column-gap: 14px; }
 .overall .bar { height: 8px; margin-bottom: 4px; }
-.totals span { margin-right: 14px; color: var(--muted); white-space: nowrap; }
+.totals span { color: var(--muted); white-space: nowrap; }
 .totals b { color: var(--text); font-variant-numeric: tabular-nums; }
-.status { white-space: nowrap; }
+.status { margin-left: auto; max-width: 260px; text-align: right; }
 main { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 14px; padding: 14px 20px; }
 section { background: var(--panel); border-radius: 8px; padding: 12px 14px; min-width: 0; }
 h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); margin: 0 0 10px; font-weight: 600; }
@@ -93,7 +94,8 @@ select { background: var(--bg); color: var(--text); border: 1px solid var(--line
 table { width: 100%; border-collapse: collapse; font-size: 13px; }
 td, th { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 500; }
-#workers td:first-child, #workers td:nth-child(2) { white-space: nowrap; }
+#workers td:first-child { white-space: nowrap; }
+.reason { display: block; font-size: 12px; color: var(--muted); }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 .state-joined { color: var(--ok); } .state-left { color: var(--muted); } .state-crashed { color: var(--bad); }
 .task { display: inline-block; margin-right: 8px; white-space: nowrap; }

@@ -329,7 +329,8 @@ export class DashboardState {
     ]
       .filter(Boolean)
       .join(', ');
-    const reason = [event.reason, exit].filter(Boolean).join('; ');
+    const why = event.reason?.replace(/\.$/, '');
+    const reason = why && exit ? `${why} (${exit})` : why || exit;
     if (reason) view.reason = reason;
     // Its attempts end with their own task events (retried or failed); the worker runs none now.
     view.running = [];

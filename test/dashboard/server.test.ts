@@ -116,7 +116,7 @@ describe('dashboard state', () => {
     expect(live.resources).toEqual({ GPU: 1 });
     expect(snapshot.workers.find((w) => w.name === 'gone-999')).toMatchObject({
       state: 'crashed',
-      reason: 'oom; exit code 1',
+      reason: 'oom (exit code 1)',
     });
     expect(JSON.stringify(snapshot).length).toBeLessThan(1_000_000);
   });
