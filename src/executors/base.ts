@@ -104,15 +104,7 @@ export abstract class BaseExecutor implements Executor {
       label: this.label,
       checkTask: engine.checkTask,
     });
-    try {
-      await engine.runtime.start(scheduler);
-    } catch (error) {
-      await engine.runtime.close().catch(() => undefined);
-      throw error;
-    }
-    this.#runtime = engine.runtime;
-    this.#scheduler = scheduler;
-    this.#shutdown = undefined;
+    // The dashboard listens before the runtime starts, so it sees every worker join.
     const dashboard = this.#dashboardOption;
     if (dashboard) {
       const { startDashboard } = await import('../dashboard/server.js');
@@ -120,8 +112,19 @@ export abstract class BaseExecutor implements Executor {
         label: this.label,
         ...(typeof dashboard === 'object' ? dashboard : {}),
       });
-      process.stderr.write(`Dashboard: ${this.#dashboard.url}\n`);
     }
+    try {
+      await engine.runtime.start(scheduler);
+    } catch (error) {
+      await engine.runtime.close().catch(() => undefined);
+      await this.#dashboard?.close();
+      this.#dashboard = undefined;
+      throw error;
+    }
+    this.#runtime = engine.runtime;
+    this.#scheduler = scheduler;
+    this.#shutdown = undefined;
+    if (this.#dashboard) process.stderr.write(`Dashboard: ${this.#dashboard.url}\n`);
   }
 
   /**

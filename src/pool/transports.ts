@@ -14,8 +14,8 @@ export interface WorkerTransport {
   /** Lets the parent exit while this worker is idle. */
   unref(): void;
   ref(): void;
-  /** Stops the worker now; resolves when it has exited. */
-  terminate(): Promise<void>;
+  /** Stops the worker (`graceful`: lets an idle one exit by itself first); resolves once it exited. */
+  terminate(graceful?: boolean): Promise<void>;
 }
 
 export interface TransportEvents {
@@ -144,9 +144,17 @@ function spawnProcess(
       child.ref();
       (child.channel as { ref?: () => void } | undefined)?.ref?.();
     },
-    terminate: async () => {
+    terminate: async (graceful = false) => {
       if (exited) return;
       child.ref(); // an unreferenced child would let the loop end before its exit is reported
+      if (graceful && child.connected) {
+        // An idle worker leaves by itself when its channel closes (entry/worker.ts).
+        child.disconnect();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 1000);
+        await exitedPromise;
+        clearTimeout(timer);
+        return;
+      }
       child.kill('SIGKILL');
       await exitedPromise;
     },

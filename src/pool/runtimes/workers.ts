@@ -250,7 +250,9 @@ export class WorkerPoolRuntime implements Runtime {
         if (slot.graceTimer) clearTimeout(slot.graceTimer);
       }
     }
-    await Promise.all(workers.map((w) => w.transport.terminate().catch(() => undefined)));
+    await Promise.all(
+      workers.map((w) => w.transport.terminate(w.queue.length === 0).catch(() => undefined)),
+    );
     // Exit handlers have settled what was left; clear anything that raced them.
     for (const w of workers) this.#release(w, null, null);
     this.#workers = [];
