@@ -56,9 +56,11 @@ export async function runCommand(file: string, options: RunOptions): Promise<voi
   try {
     await executor.start();
   } catch (error) {
-    throw new CliError(`weft run: could not start the executor: ${formatError(error)}`, 1, {
-      cause: error,
-    });
+    throw new CliError(
+      `weft run: could not start the ${name} executor: ${formatError(error)}`,
+      error instanceof ConfigurationError ? 2 : 1,
+      { cause: error },
+    );
   }
 
   // First Ctrl-C: cancel what is queued and abort what runs; the second one quits at once. Not
