@@ -3,15 +3,22 @@
  * The `weft` command: `run` a job on an executor, join a cluster as a `worker`, or watch one on a
  * `dashboard`.
  */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { executorNames } from '../core/config.js';
 import { ConfigurationError } from '../core/errors.js';
 import { CliError, formatError, runCommand } from './run.js';
 import type { WorkerCommandOptions } from './worker-command.js';
 
+// dist/cli/main.js -> the package's own package.json.
+const { version } = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
 const program = new Command();
 program
   .name('weft')
+  .version(version, '-v, --version')
   .description(
     'Run tasks on pluggable executors: in the caller, on worker threads, child processes, or a cluster.',
   )
@@ -41,6 +48,17 @@ program
   )
   .option('--dashboard', 'serve a live dashboard on 127.0.0.1 while the job runs')
   .option('--port <n>', 'dashboard port (default: a free one)')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  weft run job.js --executor threads --workers 4
+  weft run job.ts --executor processes        TypeScript jobs and tasks load through tsx
+  WEFT_EXECUTOR=distributed WEFT_ADDRESS=redis://10.0.0.5:6379 weft run job.js
+
+The job module: export default async function (executor) { return executor.wait(...); }
+Exit codes: 0 done, 1 the job failed, 2 bad arguments or configuration, 130 interrupted.`,
+  )
   .action((file: string, options: Parameters<typeof runCommand>[1]) => runCommand(file, options));
 
 program
