@@ -14,7 +14,7 @@
 // --only     comma-separated subset of w1, w2, w3, w4, extras (results.md is left alone)
 // --no-distributed  skip the cluster rows (they need redis-server on PATH)
 import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { Tinypool } from 'tinypool';
@@ -184,6 +184,12 @@ function anchorRunners() {
 
 async function main() {
   const startedAt = performance.now();
+  const loadAtStart = loadavg()[0];
+  if (loadAtStart > 0.5) {
+    log(
+      `the machine is busy (load average ${loadAtStart.toFixed(2)} over the last minute): expect noisy figures`,
+    );
+  }
   const iterations = calibrate(25);
   spin(iterations);
   const serialStart = performance.now();
@@ -243,7 +249,8 @@ async function main() {
   }
 
   const extras = want('extras') ? await extraFigures() : undefined;
-  const table = render(rows, extras, { serialW3Ms, iterations, notes });
+  const load = `${loadAtStart.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end`;
+  const table = render(rows, extras, { serialW3Ms, iterations, notes, load });
   process.stdout.write(`${table}\n`);
   log(`took ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
   if (!quick && only.length === 0) {
@@ -308,7 +315,7 @@ async function extraFigures() {
   return out;
 }
 
-function render(rows, extras, { serialW3Ms, iterations, notes }) {
+function render(rows, extras, { serialW3Ms, iterations, notes, load }) {
   const best = (kind, key, higher) => {
     const values = rows
       .filter((r) => r.kind === kind && !r.runner.startsWith('weft') && r[key] !== undefined)
@@ -328,7 +335,7 @@ function render(rows, extras, { serialW3Ms, iterations, notes }) {
   };
   const cpu = cpus();
   const lines = [
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${workers} workers each${quick ? ' (quick run)' : ''}. Ratios compare each weft row with the best anchor of its kind in this run (threads: piscina, tinypool worker_threads, workerpool thread; processes: tinypool child_process, workerpool process; cluster: raw BullMQ); higher is better for weft, for W2 it is anchor latency / weft latency. W3 task: ${iterations.toLocaleString('en-US')} loop iterations, ${fmt(serialW3Ms / 64, 1)} ms each serially (${fmt(serialW3Ms)} ms for all 64).`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; 1-minute load average ${load}; ${workers} workers each${quick ? ' (quick run)' : ''}. Ratios compare each weft row with the best anchor of its kind in this run (threads: piscina, tinypool worker_threads, workerpool thread; processes: tinypool child_process, workerpool process; cluster: raw BullMQ); higher is better for weft, for W2 it is anchor latency / weft latency. W3 task: ${iterations.toLocaleString('en-US')} loop iterations, ${fmt(serialW3Ms / 64, 1)} ms each serially (${fmt(serialW3Ms)} ms for all 64).`,
     '',
     '| runner | W1 tasks/s | W2 p50 µs | W2 p99 µs | W3 speedup | W4 MiB/s |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
