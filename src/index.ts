@@ -11,7 +11,7 @@ export { LocalPoolExecutor } from './executors/pool.js';
 export type { LocalPoolExecutorOptions } from './executors/pool.js';
 export { DistributedExecutor } from './executors/distributed.js';
 export type { DistributedExecutorOptions } from './executors/distributed.js';
-export { startClusterWorker } from './distributed/worker.js';
+export { startClusterWorker } from './distributed/start-worker.js';
 export type { ClusterWorkerOptions, ClusterWorkerHandle } from './distributed/worker.js';
 export { defaultExecutor } from './executors/default.js';
 export { progress } from './progress/progress.js';

@@ -150,14 +150,21 @@ export class DistributedRuntime implements Runtime {
     this.#reader?.disconnect();
     await this.#readLoop?.catch(() => undefined);
     const redis = this.#redis;
-    if (redis) {
+    // Commands wait through reconnects (maxRetriesPerRequest: null): only talk to a live server.
+    const live = redis?.status === 'ready';
+    if (redis && live) {
       await redis
         .del(this.#keys.out(this.clientId), this.#keys.cancelled(this.clientId))
         .catch(() => undefined);
     }
-    await Promise.all([...this.#queues.values()].map((q) => q.close().catch(() => undefined)));
+    await Promise.all(
+      [...this.#queues.values()].map((q) =>
+        (live ? q.close() : q.disconnect()).catch(() => undefined),
+      ),
+    );
     this.#queues.clear();
-    await redis?.quit().catch(() => redis.disconnect());
+    if (redis && live) await redis.quit().catch(() => redis.disconnect());
+    else redis?.disconnect();
   }
 
   // ---- sending ----------------------------------------------------------------------------

@@ -6,9 +6,9 @@ import { availableParallelism } from 'node:os';
 import { ConfigurationError, ResourceUnavailableError } from '../core/errors.js';
 import { parseResources, parseWorkers, readEnvironment } from '../core/config.js';
 import type { TaskDefinition } from '../core/task.js';
-import { parseAddress } from '../distributed/connection.js';
+import { parseAddress } from '../distributed/address.js';
 import { startLocalCluster, type LocalCluster } from '../distributed/local-cluster.js';
-import { DistributedRuntime } from '../distributed/runtime.js';
+import type { DistributedRuntime } from '../distributed/runtime.js';
 import {
   redactAddress,
   resourceSignature,
@@ -184,6 +184,8 @@ class ClusterRuntime implements Runtime {
   ) {}
 
   async start(host: RuntimeHost): Promise<void> {
+    // BullMQ and ioredis load here, on first use, not when weft is imported.
+    const { DistributedRuntime } = await import('../distributed/runtime.js');
     const address = await this.executor.prepare();
     this.#inner = new DistributedRuntime({
       address,

@@ -221,6 +221,18 @@ describe('DistributedExecutor reliability', () => {
     }
   });
 
+  it(
+    'fails to start, without hanging, when nothing answers at the address',
+    { timeout: 60_000 },
+    async () => {
+      const started = Date.now();
+      await expect(
+        new DistributedExecutor({ address: 'redis://127.0.0.1:1' }).start(),
+      ).rejects.toThrow(/Could not reach Redis at redis:\/\/127\.0\.0\.1:1/);
+      expect(Date.now() - started).toBeLessThan(40_000);
+    },
+  );
+
   it('rejects bad addresses with ConfigurationError and never prints the password', () => {
     expect(() => new DistributedExecutor({ address: 'http://x:6379' })).toThrow(ConfigurationError);
     expect(() => new DistributedExecutor({ address: 'not a url' })).toThrow(ConfigurationError);
