@@ -45,8 +45,11 @@ export interface DistributedRuntimeOptions {
 
 /** Attempts per job: big enough to amortise Redis, small enough to spread over workers. */
 const maxChunk = 64;
-/** Attempts sent and not yet answered, at most. */
-const maxInflight = 16_384;
+/**
+ * Attempts sent and not yet answered, at most. Measured on a 200,000-task map: 16,384 peaked at
+ * 343 MB of client heap, 4,096 at 286–293 MB and ran as fast (41k tasks/s), 2,048 no lower.
+ */
+const maxInflight = 4_096;
 
 export class DistributedRuntime implements Runtime {
   readonly boundary: Boundary = 'process';
