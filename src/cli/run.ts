@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import { ConfigurationError } from '../core/errors.js';
+import { importModule } from '../core/modules.js';
 import { parseExecutorName, parseWorkers, readEnvironment } from '../core/config.js';
 import type { ExecutorName } from '../core/config.js';
 import type { Executor } from '../core/types.js';
@@ -199,7 +200,7 @@ function parseDashboard(options: RunOptions): DashboardOption | undefined {
 async function loadJob(path: string, file: string): Promise<Job> {
   let module: Record<string, unknown>;
   try {
-    module = (await importModule(path, file)) as Record<string, unknown>;
+    module = (await importJob(path, file)) as Record<string, unknown>;
   } catch (error) {
     if (error instanceof CliError) throw error;
     throw new CliError(`weft run: ${file} could not be loaded: ${formatError(error)}`, 1, {
@@ -239,20 +240,14 @@ function describeValue(value: unknown): string {
   return `a ${typeof value} (${inspect(value)})`;
 }
 
-async function importModule(path: string, file: string): Promise<unknown> {
-  const url = pathToFileURL(path).href;
-  if (/\.[mc]?tsx?$/.test(path)) {
-    let api: { tsImport: (specifier: string, parent: string) => Promise<unknown> };
-    try {
-      api = await import('tsx/esm/api');
-    } catch (error) {
-      throw new CliError(
+function importJob(path: string, file: string): Promise<unknown> {
+  return importModule(
+    pathToFileURL(path).href,
+    (cause) =>
+      new CliError(
         `weft run: ${file} is TypeScript, which weft runs through tsx, and tsx is not installed. Install it next to weft (npm i -D tsx), or compile ${file} to JavaScript and run that.`,
         2,
-        { cause: error },
-      );
-    }
-    return api.tsImport(url, import.meta.url);
-  }
-  return import(url);
+        { cause },
+      ),
+  );
 }

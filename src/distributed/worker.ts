@@ -19,6 +19,7 @@ import {
 } from '../core/errors.js';
 import type { TaskEvent } from '../core/events.js';
 import type { Attempt, Outcome, RuntimeHost, TaskRef } from '../core/runtime.js';
+import { importModule } from '../core/modules.js';
 import { definitionOf, projectRoot } from '../core/task.js';
 import { canCross } from '../core/values.js';
 import { WorkerPoolRuntime } from '../pool/runtimes/workers.js';
@@ -99,7 +100,14 @@ export async function startClusterWorker(
         `--import ${module}: no such file (${path}). Paths are relative to the worker's working directory.`,
       );
     }
-    await importModule(pathToFileURL(path).href);
+    await importModule(
+      pathToFileURL(path).href,
+      (cause) =>
+        new TaskDefinitionError(
+          `--import ${module} is TypeScript, which the worker loads through tsx, and tsx is not installed. Install it (npm i -D tsx) or import the compiled JavaScript.`,
+          { cause },
+        ),
+    );
   }
 
   const redis = connect(options.address, `weft-worker-${name}`);
@@ -442,16 +450,6 @@ export async function startClusterWorker(
 const placeholderDefinition = definitionOf(function remote() {
   throw new Error('runs in a pool worker');
 });
-
-function importModule(url: string): Promise<unknown> {
-  if (/\.[mc]?tsx?$/.test(url)) {
-    return import('tsx/esm/api').then(
-      (api: { tsImport: (u: string, p: string) => Promise<unknown> }) =>
-        api.tsImport(url, import.meta.url),
-    );
-  }
-  return import(url);
-}
 
 /** Maps a client's module URL to this machine: the same path if it exists, else project-relative. */
 function localRef(ref: TaskRef): TaskRef {

@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { runInTaskContext } from '../../core/context.js';
+import { importModule, isThenable } from '../../core/modules.js';
 import { TaskDefinitionError, fromEnvelope, toEnvelope } from '../../core/errors.js';
 import type { TaskRef } from '../../core/runtime.js';
 import { displayModule, lookupTask, taskNamesIn } from '../../core/task.js';
@@ -31,7 +32,6 @@ const resolved = new Map<string, AnyFunction>();
 /** Task references by the number the parent sends them by. */
 const refs = new Map<number, TaskRef>();
 const loading = new Map<string, Promise<unknown>>();
-const typeScript = /\.(?:[mc]?tsx?)$/;
 
 function refKey(ref: TaskRef): string {
   return ref.kind === 'module' ? `${ref.moduleUrl}#${ref.name}` : ref.source;
@@ -47,7 +47,7 @@ function resolveTask(ref: TaskRef): AnyFunction | Promise<AnyFunction> {
     resolved.set(key, fn);
     return fn;
   }
-  return importModule(ref.moduleUrl).then(() => {
+  return loadModule(ref.moduleUrl).then(() => {
     const definition = lookupTask(ref.moduleUrl, ref.name);
     if (!definition) {
       const known = taskNamesIn(ref.moduleUrl);
@@ -60,27 +60,22 @@ function resolveTask(ref: TaskRef): AnyFunction | Promise<AnyFunction> {
   });
 }
 
-function importModule(url: string): Promise<unknown> {
+/** Imports a task module once per worker. */
+function loadModule(url: string): Promise<unknown> {
   let promise = loading.get(url);
   if (!promise) {
-    promise = typeScript.test(url) ? importTypeScript(url) : import(url);
+    promise = importModule(
+      url,
+      (cause) =>
+        new TaskDefinitionError(
+          `The task module ${displayModule(url)} is TypeScript, and workers load TypeScript through tsx, which is not installed. Install it (npm i -D tsx), or compile the module to JavaScript.`,
+          { cause },
+        ),
+    );
     loading.set(url, promise);
     promise.catch(() => loading.delete(url));
   }
   return promise;
-}
-
-async function importTypeScript(url: string): Promise<unknown> {
-  let api: { tsImport: (specifier: string, parent: string) => Promise<unknown> };
-  try {
-    api = await import('tsx/esm/api');
-  } catch (cause) {
-    throw new TaskDefinitionError(
-      `The task module ${displayModule(url)} is TypeScript, and workers load TypeScript through tsx, which is not installed. Install it (npm i -D tsx), or compile the module to JavaScript.`,
-      { cause },
-    );
-  }
-  return api.tsImport(url, import.meta.url);
 }
 
 const sourceRequire = createRequire(`${process.cwd()}/`);
@@ -154,14 +149,6 @@ function success(task: WireTask, value: unknown): WireResult {
     return failure(task, error);
   }
   return { id: task.id, ok: true, value };
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
 }
 
 /** Runs queued tasks one at a time; synchronous ones back to back without yielding. */

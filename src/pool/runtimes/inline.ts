@@ -5,6 +5,7 @@
  * slot is given back and its eventual result is ignored.
  */
 import { runInTaskContext } from '../../core/context.js';
+import { isThenable } from '../../core/modules.js';
 import type { Attempt, Runtime, RuntimeHost } from '../../core/runtime.js';
 
 interface InlineSlot {
@@ -101,12 +102,4 @@ export class InlineRuntime implements Runtime {
     this.#live.delete(attempt);
     this.#host!.settled(attempt, outcome);
   }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
 }
