@@ -22,7 +22,7 @@ export async function importModule(
   if (!isTypeScript(url)) return import(url);
   let api: { tsImport: (specifier: string, parent: string) => Promise<unknown> };
   try {
-    api = (await import('tsx/esm/api'));
+    api = await import('tsx/esm/api');
   } catch (cause) {
     throw missingTsx(cause);
   }
