@@ -2,7 +2,7 @@
 // executor, each started and shut down in turn, timed from start() to the end of shutdown().
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { LocalExecutor, LocalPoolExecutor } from 'weft';
+import { LocalExecutor, LocalPoolExecutor } from 'weftjs';
 
 const file = process.argv[2];
 const { default: job } = file

@@ -1,7 +1,7 @@
 // Tasks for the examples. Defined with task() at the top level, so every executor can run them:
 // workers import this module and find each task by name.
 import { readFile, writeFile } from 'node:fs/promises';
-import { task } from 'weft';
+import { task } from 'weftjs';
 
 /**
  * Throws `samples` random darts at the unit square and counts those inside the quarter circle.

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { LocalPoolExecutor, progress } from 'weft';
+import { LocalPoolExecutor, progress } from 'weftjs';
 import { add, failPlain } from './fixtures/tasks.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

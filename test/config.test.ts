@@ -11,7 +11,7 @@ import {
   LocalPoolExecutor,
   WeftError,
   defaultExecutor,
-} from 'weft';
+} from 'weftjs';
 import { whereAmI } from './fixtures/tasks.js';
 import { thrown } from './helpers/util.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LocalExecutor, task, type Future } from 'weft';
+import { LocalExecutor, task, type Future } from 'weftjs';
 import { conformance } from './conformance/suite.js';
 import { add, failPlain } from './fixtures/tasks.js';
 

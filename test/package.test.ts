@@ -1,6 +1,6 @@
 /**
  * Smoke test of the published shape: `npm pack`, install the tarball in a fresh project, import
- * 'weft' by name, run tasks on threads and processes (so the worker entry files must be in the
+ * 'weftjs' by name, run tasks on threads and processes (so the worker entry files must be in the
  * package), and run the `weft` binary from node_modules/.bin. Broken `exports`, `files` or `bin`
  * fail here.
  */
@@ -26,7 +26,7 @@ describe('the packed package', () => {
         .trim()
         .split('\n')
         .pop()!;
-      expect(packed).toMatch(/^weft-.*\.tgz$/);
+      expect(packed).toMatch(/^weftjs-.*\.tgz$/);
       const app = join(dir, 'app');
       mkdirSync(app);
       writeFileSync(
@@ -40,11 +40,11 @@ describe('the packed package', () => {
       );
       writeFileSync(
         join(app, 'tasks.js'),
-        `import { task } from 'weft';\nexport const square = task(function square(x) { return x * x; });\n`,
+        `import { task } from 'weftjs';\nexport const square = task(function square(x) { return x * x; });\n`,
       );
       writeFileSync(
         join(app, 'main.js'),
-        `import { LocalPoolExecutor, LocalExecutor, WorkerCrashedError } from 'weft';
+        `import { LocalPoolExecutor, LocalExecutor, WorkerCrashedError } from 'weftjs';
          import { square } from './tasks.js';
          const out = [];
          for (const scheduler of ['threads', 'processes']) {

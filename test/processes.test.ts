@@ -1,4 +1,4 @@
-import { LocalPoolExecutor } from 'weft';
+import { LocalPoolExecutor } from 'weftjs';
 import { conformance } from './conformance/suite.js';
 import { poolSpecifics } from './pool/specifics.js';
 

@@ -1,6 +1,6 @@
 import { threadId } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { LocalPoolExecutor } from 'weft';
+import { LocalPoolExecutor } from 'weftjs';
 import { conformance } from './conformance/suite.js';
 import { whereAmI } from './fixtures/tasks.js';
 

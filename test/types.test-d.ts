@@ -13,7 +13,7 @@ import {
   type FutureStatus,
   type Resolved,
   type Task,
-} from 'weft';
+} from 'weftjs';
 
 const add = task(function add(a: number, b: number): number {
   return a + b;

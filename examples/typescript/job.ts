@@ -1,5 +1,5 @@
 // weft run examples/typescript/job.ts --executor threads
-import type { Executor } from 'weft';
+import type { Executor } from 'weftjs';
 import { Case, countWords } from './tasks.js';
 
 const lines = [

@@ -1,5 +1,5 @@
 // TypeScript task module: workers load it through tsx, enums and all.
-import { task } from 'weft';
+import { task } from 'weftjs';
 
 export enum Case {
   Lower = 'lower',

@@ -23,7 +23,7 @@ import {
   type Future,
   type TaskEvent,
   type WeftEvent,
-} from 'weft';
+} from 'weftjs';
 import {
   CustomError,
   add,

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DistributedExecutor } from 'weft';
+import { DistributedExecutor } from 'weftjs';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { checksum, upload } from './fixtures.js';
 

@@ -8,7 +8,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalPoolExecutor, type Future } from 'weft';
+import { LocalPoolExecutor, type Future } from 'weftjs';
 import { EventHub } from '../../dist/core/events.js';
 import { startDashboard } from '../../dist/dashboard/server.js';
 import { maxBars } from '../../dist/dashboard/state.js';

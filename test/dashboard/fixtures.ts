@@ -5,7 +5,7 @@
  * functions are named apart from their constants: a bundler renames a function expression that
  * shadows its constant (`const a = task(function a ...)` becomes `a2`), and the page shows names.
  */
-import { task } from 'weft';
+import { task } from 'weftjs';
 
 /** Keeps the thread busy for about `ms` milliseconds. */
 function spin(ms: number): number {

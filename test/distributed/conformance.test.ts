@@ -2,7 +2,7 @@
  * The shared conformance suite, unchanged, on DistributedExecutor local clusters: workers as
  * worker threads of the test process, and as child processes.
  */
-import { DistributedExecutor } from 'weft';
+import { DistributedExecutor } from 'weftjs';
 import { conformance } from '../conformance/suite.js';
 
 conformance(

@@ -2,7 +2,7 @@
  * Tasks for the cluster tests. Workers load this module (through tsx) and find tasks by name.
  */
 import { appendFileSync } from 'node:fs';
-import { task, taskContext } from 'weft';
+import { task, taskContext } from 'weftjs';
 
 export const add = task(function add(a: number, b: number): number {
   return a + b;

@@ -14,7 +14,7 @@ import {
   ResourceUnavailableError,
   TaskDefinitionError,
   type TaskEvent,
-} from 'weft';
+} from 'weftjs';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { add, gpuJob, nap, poison, spin } from './fixtures.js';
 

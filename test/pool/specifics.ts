@@ -13,7 +13,7 @@ import {
   WorkerCrashedError,
   type TaskEvent,
   type WorkerEvent,
-} from 'weft';
+} from 'weftjs';
 import {
   allocate,
   crashOnce,
