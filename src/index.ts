@@ -26,6 +26,7 @@ export {
   ConfigurationError,
   WorkerCrashedError,
   ResourceUnavailableError,
+  SignatureError,
 } from './core/errors.js';
 export type {
   Executor,

@@ -80,6 +80,10 @@ program
   )
   .option('--pool <kind>', 'run tasks on threads (default) or processes')
   .option('--prefix <prefix>', 'Redis key prefix of the cluster (default weft)')
+  .option(
+    '--secret-file <path>',
+    'run only jobs signed with a secret in this file (one per line; default: WEFT_SECRET)',
+  )
   // Loaded on demand: `weft run` should not pay for the cluster worker's modules.
   .action(async (options: WorkerCommandOptions) =>
     (await import('./worker-command.js')).workerCommand(options),

@@ -6,6 +6,7 @@ import { ConfigurationError } from '../core/errors.js';
 import { parseWorkers } from '../core/config.js';
 import { startClusterWorker } from '../distributed/worker.js';
 import { parseAddress } from '../distributed/connection.js';
+import { secretsFromEnvironment, secretsFromFile } from '../distributed/signing.js';
 
 export interface WorkerCommandOptions {
   address?: string;
@@ -16,6 +17,7 @@ export interface WorkerCommandOptions {
   source?: boolean;
   pool?: string;
   prefix?: string;
+  secretFile?: string;
 }
 
 /** Parses `GPU=2,mem=16` into `{ GPU: 2, mem: 16 }`; throws `ConfigurationError` naming the bad part. */
@@ -55,6 +57,10 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
       `--pool must be threads or processes, got ${JSON.stringify(pool)}.`,
     );
   }
+  // A file, not a flag value: a command line is visible to every user of the machine (ps).
+  const secret = options.secretFile
+    ? secretsFromFile(options.secretFile)
+    : secretsFromEnvironment();
   const handle = await startClusterWorker({
     address,
     concurrency,
@@ -64,6 +70,7 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
     acceptSource: options.source !== false,
     pool,
     ...(options.prefix ? { prefix: options.prefix } : {}),
+    ...(secret ? { secret } : {}),
     log: (line) => process.stderr.write(`weft worker: ${line}\n`),
   });
   await new Promise<void>((resolve) => {

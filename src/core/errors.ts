@@ -88,6 +88,15 @@ export class ResourceUnavailableError extends WeftError {
   override readonly code = 'RESOURCE_UNAVAILABLE';
 }
 
+/**
+ * A job or result on a cluster was unsigned or wrongly signed, or the client's and the workers'
+ * secrets do not match (one side has none, or they differ). The message says which; it never
+ * shows a secret.
+ */
+export class SignatureError extends WeftError {
+  override readonly code = 'SIGNATURE';
+}
+
 const weftErrorClasses: Record<string, new (message: string, ...rest: any[]) => Error> = {
   WeftError,
   ExecutorStateError,
@@ -99,6 +108,7 @@ const weftErrorClasses: Record<string, new (message: string, ...rest: any[]) => 
   ConfigurationError,
   WorkerCrashedError,
   ResourceUnavailableError,
+  SignatureError,
 };
 
 const standardErrorClasses: Record<string, ErrorConstructor> = {

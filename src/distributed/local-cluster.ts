@@ -15,6 +15,8 @@ export interface LocalClusterOptions {
   processes: boolean;
   resources: Record<string, number>;
   prefix: string;
+  /** Secrets for the workers: sent over IPC (processes) or workerData (threads), never argv. */
+  secret?: string[];
 }
 
 export interface LocalCluster {
@@ -39,6 +41,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         concurrency: 1,
         resources: options.resources,
         prefix: options.prefix,
+        ...(options.secret ? { secret: options.secret } : {}),
       };
       return options.processes ? startProcess(workerOptions) : startThread(workerOptions);
     });
@@ -113,11 +116,17 @@ async function stopWithin(exited: Promise<void>, ask: () => void, kill: () => vo
 }
 
 function startProcess(options: ClusterWorkerOptions): Promise<() => Promise<void>> {
+  const { secret, ...visible } = options;
+  // The secret goes over the IPC channel: the environment and argv show in `ps e` and /proc.
   const child: ChildProcess = fork(fileURLToPath(entry), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: [],
-    env: { ...process.env, WEFT_CLUSTER_WORKER: JSON.stringify(options) },
+    env: {
+      ...process.env,
+      WEFT_CLUSTER_WORKER: JSON.stringify({ ...visible, secretOverIpc: secret !== undefined }),
+    },
   });
+  if (secret) child.send({ t: 'secret', secret });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return whenReady(
     {

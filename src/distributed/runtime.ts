@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
+  SignatureError,
   WorkerCrashedError,
   fromEnvelope,
   toEnvelope,
@@ -17,6 +18,7 @@ import {
 import type { Attempt, Runtime, RuntimeHost } from '../core/runtime.js';
 import { canCross, type Boundary } from '../core/values.js';
 import { connect, redisOptions, waitForRedis } from './connection.js';
+import { jobParts, resultParts, type Signer } from './signing.js';
 import {
   bullPriority,
   decode,
@@ -41,6 +43,8 @@ export interface DistributedRuntimeOptions {
   wantsStarts: () => boolean;
   /** Live workers seen in the registry, for chunk sizing and warnings. */
   onWorkers?: (workers: WorkerInfo[]) => void;
+  /** Signs every job and accepts only results signed with one of its secrets. */
+  signer?: Signer;
 }
 
 /** Attempts per job: big enough to amortise Redis, small enough to spread over workers. */
@@ -210,6 +214,11 @@ export class DistributedRuntime implements Runtime {
             timed: a.timeoutMs !== undefined || wantsStarts,
           })),
         };
+        const signer = this.#options.signer;
+        if (signer)
+          data.s = signer.sign(
+            jobParts(name, jobId, this.clientId, JSON.stringify(data.t), payload),
+          );
         if (payload.length > maxPayloadBytes) {
           for (const a of chunk)
             this.#fail(
@@ -345,6 +354,7 @@ export class DistributedRuntime implements Runtime {
     let status = '';
     let worker = '';
     let value: Buffer | undefined;
+    let signature: string | undefined;
     for (let i = 0; i + 1 < fields.length; i += 2) {
       const field = fields[i]!.toString();
       const v = fields[i + 1]!;
@@ -352,10 +362,25 @@ export class DistributedRuntime implements Runtime {
       else if (field === 's') status = v.toString();
       else if (field === 'w') worker = v.toString();
       else if (field === 'v') value = v;
+      else if (field === 'h') signature = v.toString();
     }
     const attempt = this.#inflight.get(id);
     if (!attempt) return;
     const host = this.#host!;
+    const signer = this.#options.signer;
+    if (
+      signer &&
+      !signer.verify(
+        resultParts(this.clientId, id, attempt.key, attempt.number, status, worker, value),
+        signature,
+      )
+    ) {
+      // A forged `started` changes nothing worth failing for; the real result still decides.
+      if (status === 'started') return;
+      this.#inflight.delete(id);
+      host.settled(attempt, { ok: false, error: badResult(attempt, worker, signature) });
+      return;
+    }
     if (status === 'started') {
       host.started(attempt, worker);
       return;
@@ -405,6 +430,21 @@ export class DistributedRuntime implements Runtime {
     );
     this.#options.onWorkers?.(live);
   }
+}
+
+/** The error for a result that is unsigned or not signed with any of this client's secrets. */
+function badResult(
+  attempt: Attempt,
+  worker: string,
+  signature: string | undefined,
+): SignatureError {
+  // The worker name comes from Redis, unverified: show it only as a short, printable hint.
+  const from = /^[\w.@:-]{1,100}$/.test(worker) ? `worker ${worker}` : 'an unnamed worker';
+  return new SignatureError(
+    signature === undefined
+      ? `The result of task '${attempt.name}' (key ${attempt.key}) says it comes from ${from} and is unsigned, but this client has a secret, so it was rejected. Either that worker has no secret (give it the client's: weft worker --secret-file PATH or WEFT_SECRET), or someone wrote the result into Redis.`
+      : `The result of task '${attempt.name}' (key ${attempt.key}) says it comes from ${from}, but it is not signed with any of this client's secrets, so it was rejected. Either that worker has another secret (give client and workers the same one; while rotating, give each both), or the result was forged or changed in Redis.`,
+  );
 }
 
 /** Envelope an error for a stream entry (used by tests and tools that write results). */

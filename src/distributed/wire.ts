@@ -29,8 +29,11 @@
  *   JobData.t   the attempts: id, key, attempt number, task ref, timed flag
  *   JobData.p   base64 v8 payload of every attempt's arguments, when small; else
  *   JobData.pk  the P:arg key holding it
+ *   JobData.s   with a secret: the client's HMAC of the job (see signing.ts), checked by the
+ *               worker before it decodes or runs anything
  * Result stream entries: `i` attempt id, `s` status (`started` | `ok` | `error` | `crashed`),
- * `w` worker name, `v` v8 payload (the value, or the error envelope).
+ * `w` worker name, `v` v8 payload (the value, or the error envelope), `h` with a secret: the
+ * worker's HMAC of the entry, checked by the client before it decodes `v`.
  */
 import { deserialize, serialize } from 'node:v8';
 import type { TaskRef } from '../core/runtime.js';
@@ -52,6 +55,7 @@ export interface JobData {
   t: WireAttempt[];
   p?: string;
   pk?: string;
+  s?: string;
 }
 
 export type ResultStatus = 'started' | 'ok' | 'error' | 'crashed';

@@ -2,12 +2,19 @@
  * Entry of a local-cluster worker, as a child process (argv/env) or a worker thread (workerData).
  * A child leaves when its parent goes away (the IPC channel closes), even after a SIGKILL.
  */
+import { once } from 'node:events';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { startClusterWorker, type ClusterWorkerOptions } from './worker.js';
 
-const options: ClusterWorkerOptions = isMainThread
+const options: ClusterWorkerOptions & { secretOverIpc?: boolean } = isMainThread
   ? (JSON.parse(process.env.WEFT_CLUSTER_WORKER ?? '{}') as ClusterWorkerOptions)
   : (workerData as ClusterWorkerOptions);
+// A child process gets its secret as the first IPC message, never through argv or environment.
+if (isMainThread && options.secretOverIpc) {
+  const [message] = (await once(process, 'message')) as [{ t?: string; secret?: string[] }];
+  if (message.t === 'secret' && message.secret) options.secret = message.secret;
+}
+delete options.secretOverIpc;
 const tell = (message: unknown): void => {
   if (isMainThread) process.send?.(message);
   else parentPort?.postMessage(message);

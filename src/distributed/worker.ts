@@ -11,6 +11,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import {
+  SignatureError,
   TaskCancelledError,
   TaskDefinitionError,
   WorkerCrashedError,
@@ -24,6 +25,7 @@ import { definitionOf, projectRoot } from '../core/task.js';
 import { canCross } from '../core/values.js';
 import { WorkerPoolRuntime } from '../pool/runtimes/workers.js';
 import { connect, redisOptions, waitForRedis } from './connection.js';
+import { checkJob, Signer, resultParts } from './signing.js';
 import {
   decode,
   encode,
@@ -57,7 +59,12 @@ export interface ClusterWorkerOptions {
   lockMs?: number;
   stalledIntervalMs?: number;
   graceMs?: number;
-  /** Called with log lines (never containing passwords). */
+  /**
+   * Secrets: with one, the worker runs only jobs signed with one of them and signs its results
+   * with the first (see "Trust on a cluster" in the README). Never logged.
+   */
+  secret?: string[];
+  /** Called with log lines (never containing passwords or secrets). */
   log?: (line: string) => void;
 }
 
@@ -92,6 +99,7 @@ export async function startClusterWorker(
   const lockDuration = options.lockMs ?? 3000;
   const stalledInterval = options.stalledIntervalMs ?? 1500;
   const graceMs = options.graceMs ?? 1000;
+  const signer = options.secret?.length ? new Signer(options.secret) : undefined;
 
   for (const module of options.imports ?? []) {
     const path = resolvePath(process.cwd(), module);
@@ -171,7 +179,8 @@ export async function startClusterWorker(
         worker: name,
         attempt: a.number,
       });
-      if (attempt.timeoutMs !== undefined) void report(a.client, a.wireId, 'started', undefined);
+      if (attempt.timeoutMs !== undefined)
+        void report(a.client, a.wireId, a.key, a.number, 'started', undefined);
     },
     settled: (attempt, outcome) => (attempt as LocalAttempt).done(outcome),
     requeue: (attempt) => pool.run(attempt),
@@ -219,11 +228,16 @@ export async function startClusterWorker(
   const report = (
     client: string,
     id: number,
+    key: string,
+    number: number,
     status: ResultStatus,
     payload: unknown,
   ): Promise<void> => {
     const fields: (string | Buffer)[] = ['i', String(id), 's', status, 'w', name];
-    if (payload !== undefined) fields.push('v', encode(payload));
+    const bytes = payload === undefined ? undefined : encode(payload);
+    if (bytes) fields.push('v', bytes);
+    if (signer)
+      fields.push('h', signer.sign(resultParts(client, id, key, number, status, name, bytes)));
     outbox.push({ client, fields });
     return schedule();
   };
@@ -253,11 +267,32 @@ export async function startClusterWorker(
   const processJob = async (job: Job<JobData>): Promise<void> => {
     const data = job.data;
     const payload =
-      data.p !== undefined
+      typeof data.p === 'string'
         ? Buffer.from(data.p, 'base64')
-        : data.pk
+        : typeof data.pk === 'string'
           ? await redis.getBuffer(data.pk)
           : null;
+    // Nothing from the job is decoded, loaded or run before this check.
+    const refusal = checkJob(signer, job.queueName, job.id, data, payload);
+    if (refusal) {
+      log(`refused job ${job.id} from queue ${job.queueName}: ${refusal.log}`);
+      if (refusal.client !== undefined)
+        for (const wire of refusal.attempts)
+          await report(
+            refusal.client,
+            wire.i,
+            wire.k,
+            wire.n,
+            'error',
+            toEnvelope(
+              new SignatureError(
+                `Worker ${name} refused task '${wire.name}' (key ${wire.k}): ${refusal.reason}`,
+              ),
+              crossable,
+            ),
+          );
+      throw new Error(`weft refused this job: ${refusal.log}`);
+    }
     if (!payload)
       throw new Error(
         `The arguments of job ${job.id} are gone from Redis (key ${data.pk}); the client may have shut down.`,
@@ -282,6 +317,8 @@ export async function startClusterWorker(
           await report(
             data.c,
             wire.i,
+            wire.k,
+            wire.n,
             'error',
             toEnvelope(new TaskDefinitionError(refusal), crossable),
           );
@@ -327,8 +364,16 @@ export async function startClusterWorker(
               ...(outcome.ok ? {} : { error: describeError(outcome.error) }),
             });
           }
-          if (outcome.ok) await report(data.c, wire.i, 'ok', outcome.value);
-          else await report(data.c, wire.i, 'error', toEnvelope(outcome.error, crossable));
+          if (outcome.ok) await report(data.c, wire.i, wire.k, wire.n, 'ok', outcome.value);
+          else
+            await report(
+              data.c,
+              wire.i,
+              wire.k,
+              wire.n,
+              'error',
+              toEnvelope(outcome.error, crossable),
+            );
         } finally {
           if (gated) giveBack(need);
         }
@@ -371,6 +416,8 @@ export async function startClusterWorker(
         void report(
           job.data.c,
           wire.i,
+          wire.k,
+          wire.n,
           'crashed',
           toEnvelope(
             new WorkerCrashedError(`Task '${wire.ref.name}' (key ${wire.k}): ${crash.message}`, {}),
@@ -421,7 +468,7 @@ export async function startClusterWorker(
   const beat = setInterval(() => void heartbeat().catch(() => undefined), 2000);
   beat.unref();
   log(
-    `worker ${name} joined ${redactAddress(options.address)} (concurrency ${concurrency}${
+    `worker ${name} joined ${redactAddress(options.address)} (${signer ? `signed jobs only, ${signer.size} secret(s)` : 'no secret: runs unsigned jobs'}, concurrency ${concurrency}${
       Object.keys(offer).length
         ? `, resources ${Object.entries(offer)
             .map(([a, b]) => `${a}=${b}`)

@@ -7,6 +7,7 @@ import { ConfigurationError, ResourceUnavailableError } from '../core/errors.js'
 import { parseResources, parseWorkers, readEnvironment } from '../core/config.js';
 import type { TaskDefinition } from '../core/task.js';
 import { parseAddress } from '../distributed/address.js';
+import { parseSecrets, secretsFromEnvironment, Signer } from '../distributed/signing.js';
 import { startLocalCluster, type LocalCluster } from '../distributed/local-cluster.js';
 import type { DistributedRuntime } from '../distributed/runtime.js';
 import {
@@ -34,6 +35,14 @@ export interface DistributedExecutorOptions {
   prefix?: string;
   /** Serve a live dashboard on 127.0.0.1 while started. */
   dashboard?: DashboardOption;
+  /**
+   * Sign every job and accept only signed results (HMAC-SHA256); workers must have the same
+   * secret, and refuse jobs that are unsigned or signed with another. Several secrets allow
+   * rotation: the first signs, any verifies. Default: `WEFT_SECRET` (comma-separated), else none.
+   * A local cluster's workers get it through IPC, never on a command line.
+   * @example new DistributedExecutor({ address, secret: process.env.MY_SECRET })
+   */
+  secret?: string | string[];
 }
 
 /**
@@ -53,6 +62,7 @@ export class DistributedExecutor extends BaseExecutor {
   readonly #resources: Record<string, number>;
   readonly #debug: boolean;
   readonly #prefix: string;
+  readonly #secrets: string[] | undefined;
   #cluster: LocalCluster | undefined;
   #live: WorkerInfo[] = [];
   #warned = new Set<string>();
@@ -80,6 +90,10 @@ export class DistributedExecutor extends BaseExecutor {
       );
     }
     this.#prefix = prefix;
+    this.#secrets =
+      options.secret === undefined
+        ? secretsFromEnvironment()
+        : parseSecrets(options.secret, 'DistributedExecutor secret');
   }
 
   /** The cluster's address once started (a local cluster's own), without password. */
@@ -113,6 +127,7 @@ export class DistributedExecutor extends BaseExecutor {
       processes: this.#localProcesses,
       resources: this.#resources,
       prefix: this.#prefix,
+      ...(this.#secrets ? { secret: this.#secrets } : {}),
     });
     this.#log(
       `local cluster: redis-server at ${this.#cluster.address}, workers ${this.#cluster.workerNames.join(', ')}`,
@@ -128,6 +143,11 @@ export class DistributedExecutor extends BaseExecutor {
 
   get prefix(): string {
     return this.#prefix;
+  }
+
+  /** A signer over the secrets, for the runtime (the secrets stay private). */
+  signer(): Signer | undefined {
+    return this.#secrets ? new Signer(this.#secrets) : undefined;
   }
 
   wantsStarts(): boolean {
@@ -192,6 +212,7 @@ class ClusterRuntime implements Runtime {
       prefix: this.executor.prefix,
       wantsStarts: () => this.executor.wantsStarts(),
       onWorkers: (w) => this.executor.onWorkers(w),
+      signer: this.executor.signer(),
     });
     try {
       await this.#inner.start(host);
