@@ -7,14 +7,17 @@ export { taskContext } from './core/context.js';
 export type { TaskContext } from './core/context.js';
 export { unmapped, asCompleted } from './core/wait.js';
 export { LocalExecutor } from './executors/local.js';
+export type { LocalExecutorOptions } from './executors/local.js';
 export { LocalPoolExecutor } from './executors/pool.js';
-export type { LocalPoolExecutorOptions } from './executors/pool.js';
+export type { LocalPoolExecutorOptions, PoolResourceLimits } from './executors/pool.js';
+export type { DashboardOption, DashboardSettings } from './dashboard/options.js';
 export { DistributedExecutor } from './executors/distributed.js';
 export type { DistributedExecutorOptions } from './executors/distributed.js';
 export { startClusterWorker } from './distributed/start-worker.js';
 export type { ClusterWorkerOptions, ClusterWorkerHandle } from './distributed/worker.js';
 export { defaultExecutor } from './executors/default.js';
 export { progress } from './progress/progress.js';
+export type { ProgressOptions } from './progress/progress.js';
 export {
   WeftError,
   ExecutorStateError,

@@ -59,4 +59,17 @@ describe('LocalExecutor specifics', () => {
       expect(log).toEqual(['a start', 'b start', 'b end', 'a end']);
     });
   });
+  it('gives futures catch() and finally() like a Promise', async () => {
+    await new LocalExecutor().start(async (ex) => {
+      const failed = ex.submit(failPlain, 'boom');
+      const caught = await failed.catch((error: unknown) => `caught ${(error as Error).message}`);
+      expect(caught).toBe('caught boom');
+      const fine = ex.submit(add, 1, 2);
+      expect(await fine.catch(() => -1)).toBe(3);
+      const order: string[] = [];
+      expect(await fine.finally(() => order.push('finally'))).toBe(3);
+      await expect(failed.finally(() => order.push('finally after error'))).rejects.toThrow('boom');
+      expect(order).toEqual(['finally', 'finally after error']);
+    });
+  });
 });

@@ -13,6 +13,13 @@ import {
   type FutureStatus,
   type Resolved,
   type Task,
+  type DashboardOption,
+  type DashboardSettings,
+  type DistributedExecutorOptions,
+  type LocalExecutorOptions,
+  type LocalPoolExecutorOptions,
+  type PoolResourceLimits,
+  type ProgressOptions,
 } from 'weftjs';
 
 const add = task(function add(a: number, b: number): number {
@@ -129,5 +136,26 @@ describe('types', () => {
     expectTypeOf<Resolved<{ a: [Future<boolean>, Map<number, Future<1>>] }>>().toEqualTypeOf<{
       a: [boolean, Map<number, Future<1>>];
     }>();
+  });
+  it('gives Future catch() and finally() like a Promise', () => {
+    const n = ex.submit(add, 1, 2);
+    expectTypeOf(n.catch(() => 'fallback')).toEqualTypeOf<Promise<number | string>>();
+    expectTypeOf(n.catch()).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(n.catch((error) => error)).toEqualTypeOf<Promise<unknown>>();
+    expectTypeOf(n.finally(() => undefined)).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(n.then((v) => String(v))).toEqualTypeOf<Promise<string>>();
+    expectTypeOf(ex.submit(greet, 'x').catch(async () => 0)).toEqualTypeOf<
+      Promise<string | number>
+    >();
+  });
+
+  it('exports every options type', () => {
+    expectTypeOf<LocalExecutorOptions['concurrency']>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<LocalPoolExecutorOptions['concurrency']>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<DistributedExecutorOptions['concurrency']>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<DashboardOption>().toEqualTypeOf<boolean | DashboardSettings>();
+    expectTypeOf<DashboardSettings>().toEqualTypeOf<{ port?: number; host?: string }>();
+    expectTypeOf<ProgressOptions['label']>().toEqualTypeOf<string | undefined>();
+    expectTypeOf<PoolResourceLimits['stackSizeMb']>().toEqualTypeOf<number | undefined>();
   });
 });

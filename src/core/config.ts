@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { ConfigurationError } from './errors.js';
+import { parseConcurrencyText, parseFlag } from './options.js';
 
 /** Executor names `WEFT_EXECUTOR` and `weft run --executor` accept. */
 export const executorNames = [
@@ -19,22 +20,31 @@ export interface EnvironmentConfig {
   executor: ExecutorName | undefined;
   address: string | undefined;
   workers: number | undefined;
+  /** `WEFT_CONCURRENCY`: a positive integer, or `Infinity` (which only `LocalExecutor` takes). */
+  concurrency: number | undefined;
   debug: boolean;
 }
 
-/** Reads `WEFT_EXECUTOR`, `WEFT_ADDRESS`, `WEFT_WORKERS` and `WEFT_DEBUG`; throws `ConfigurationError` on bad values. */
+/**
+ * Reads `WEFT_EXECUTOR`, `WEFT_ADDRESS`, `WEFT_WORKERS`, `WEFT_CONCURRENCY` and `WEFT_DEBUG`;
+ * throws `ConfigurationError` on bad values. `WEFT_DEBUG` is on for 1, true, yes, on; off for
+ * 0, false, no, off or empty; anything else is an error (see `parseFlag`).
+ */
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): EnvironmentConfig {
   const executor = env.WEFT_EXECUTOR?.trim() || undefined;
   if (executor !== undefined) parseExecutorName(executor, 'WEFT_EXECUTOR');
   const workers = env.WEFT_WORKERS?.trim()
     ? parseWorkers(env.WEFT_WORKERS.trim(), 'WEFT_WORKERS')
     : undefined;
-  const debug = /^(1|true|yes|on)$/i.test(env.WEFT_DEBUG?.trim() ?? '');
+  const concurrency = env.WEFT_CONCURRENCY?.trim()
+    ? parseConcurrencyText(env.WEFT_CONCURRENCY, 'WEFT_CONCURRENCY', true)
+    : undefined;
   return {
     executor: executor as ExecutorName | undefined,
     address: env.WEFT_ADDRESS?.trim() || undefined,
     workers,
-    debug,
+    concurrency,
+    debug: parseFlag(env.WEFT_DEBUG, 'WEFT_DEBUG'),
   };
 }
 

@@ -45,6 +45,16 @@ export class WeftFuture<T> implements Future<T> {
     return this.#source.promise().then(onfulfilled, onrejected);
   }
 
+  /** Like `Promise.prototype.catch`: the task's value, or what `onrejected` makes of its error. */
+  catch<R = never>(onrejected?: ((reason: unknown) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.#source.promise().catch(onrejected);
+  }
+
+  /** Like `Promise.prototype.finally`: `onfinally` runs once the task settles, either way. */
+  finally(onfinally?: (() => void) | null): Promise<T> {
+    return this.#source.promise().finally(onfinally);
+  }
+
   /** The task's value; rejects with its error. */
   result(): Promise<T> {
     return this.#source.promise();

@@ -321,8 +321,8 @@ export class Scheduler implements RuntimeHost {
       this.#settling === 0 &&
       this.#ready.size === 0
     ) {
-      // LocalExecutor: run inside submit, without touching the queue.
-      if (this.#canRun(record)) {
+      // LocalExecutor: run inside submit, without touching the queue, while it has a free slot.
+      if (this.#runtime.capacity() > 0 && this.#canRun(record)) {
         this.#startAttempt(record);
         return;
       }

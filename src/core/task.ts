@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { TaskDefinitionError } from './errors.js';
+import { checkOptionKeys, optionDefaults, optionKeys } from './options.js';
 import type { AnyFunction, ResolvedTaskOptions, Task, TaskOptions } from './types.js';
 
 /** Brand shared by every copy of weft's modules (a tsx-loaded task module may get its own). */
@@ -114,6 +115,15 @@ function register(definition: TaskDefinition, site: { url: string; position: str
 }
 
 const resourceTag = /^resource:(.*)$/;
+const taskKeys = optionKeys<TaskOptions>({
+  name: true,
+  retries: true,
+  retryDelayMs: true,
+  timeoutMs: true,
+  tags: true,
+  resources: true,
+  priority: true,
+});
 
 /** Applies defaults, validates every option and merges `resource:KEY=NUM` tags into `resources`. */
 export function resolveTaskOptions(
@@ -124,6 +134,8 @@ export function resolveTaskOptions(
   const fail = (what: string): never => {
     throw new TaskDefinitionError(`Task '${options.name ?? fn.name ?? '?'}': ${what}`);
   };
+  const shownName = String(options.name ?? fn.name);
+  checkOptionKeys(options, taskKeys, shownName ? `Task '${shownName}'` : 'task()', 'task');
   let name = options.name ?? fn.name;
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
     fail(`name must be a non-empty string, got ${describeValue(options.name)}.`);
@@ -134,11 +146,11 @@ export function resolveTaskOptions(
       ? `task@${site.url.slice(site.url.lastIndexOf('/') + 1)}:${site.position}`
       : 'anonymous';
   }
-  const retries = options.retries ?? 0;
+  const retries = options.retries ?? optionDefaults.retries;
   if (!Number.isInteger(retries) || retries < 0) {
     fail(`retries must be a non-negative integer, got ${describeValue(options.retries)}.`);
   }
-  const retryDelayMs = options.retryDelayMs ?? 0;
+  const retryDelayMs = options.retryDelayMs ?? optionDefaults.retryDelayMs;
   if (typeof retryDelayMs !== 'number' || !Number.isFinite(retryDelayMs) || retryDelayMs < 0) {
     fail(
       `retryDelayMs must be a non-negative number of milliseconds, got ${describeValue(options.retryDelayMs)}.`,
@@ -151,7 +163,7 @@ export function resolveTaskOptions(
   ) {
     fail(`timeoutMs must be a positive number of milliseconds, got ${describeValue(timeoutMs)}.`);
   }
-  const priority = options.priority ?? 0;
+  const priority = options.priority ?? optionDefaults.priority;
   if (typeof priority !== 'number' || !Number.isFinite(priority)) {
     fail(`priority must be a finite number, got ${describeValue(options.priority)}.`);
   }

@@ -49,8 +49,23 @@ export interface ResolvedTaskOptions {
 /** The states a future goes through. */
 export type FutureStatus = 'pending' | 'running' | 'finished' | 'error' | 'cancelled';
 
-/** The handle `submit` returns: a thenable with a key, a status, `result()` and `cancel()`. */
+/**
+ * The handle `submit` returns: a thenable with a key, a status, `result()` and `cancel()`, and
+ * `catch()` and `finally()` like a Promise.
+ */
 export interface Future<T> extends PromiseLike<T> {
+  /** Like `Promise.prototype.then`: a new promise of what the callbacks return. */
+  then<R1 = T, R2 = never>(
+    onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2>;
+  /**
+   * Like `Promise.prototype.catch`: a promise of the task's value, or of what `onrejected`
+   * returns for its error. Handling the error here marks it handled (no unhandled rejection).
+   */
+  catch<R = never>(onrejected?: ((reason: unknown) => R | PromiseLike<R>) | null): Promise<T | R>;
+  /** Like `Promise.prototype.finally`: runs `onfinally` once the task settles, either way. */
+  finally(onfinally?: (() => void) | null): Promise<T>;
   /** Unique per submission; starts with the task's name (`resize-3f2a...`). */
   readonly key: string;
   /** Where the task is now. */

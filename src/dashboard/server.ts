@@ -17,11 +17,12 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import { isIP, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ConfigurationError } from '../core/errors.js';
 import type { ExecutorEvents } from '../core/events.js';
 import type { DashboardHandle } from '../executors/base.js';
+import { isLoopback, parseDashboardSettings } from './options.js';
 import { pageCss, pageHtml } from './page.js';
 import { pageScript } from './page-script.js';
 import { DashboardState, type ErrorView, type Snapshot } from './state.js';
@@ -34,9 +35,12 @@ export interface DashboardOptions {
   port?: number;
   /**
    * Address to bind. Default 127.0.0.1: the page shows task names, arguments in error messages
-   * and stacks, so expose it to other machines (e.g. `0.0.0.0`) only on a trusted network.
+   * and stacks, so expose it to other machines (e.g. `0.0.0.0`) only on a trusted network; a
+   * non-loopback address prints a warning on stderr.
    */
   host?: string;
+  /** Where the non-loopback warning goes (default `process.stderr`). */
+  warn?: (line: string) => void;
 }
 
 /** One message on the live stream (see the protocol above). */
@@ -67,12 +71,6 @@ function chartJs(): string {
   return chartSource;
 }
 
-const loopbackHosts = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
-
-function isLoopback(address: string): boolean {
-  return loopbackHosts.has(address) || address.startsWith('127.') || address.endsWith('.localhost');
-}
-
 /**
  * Serves a live view of `events` and resolves, once listening, with its URL and `close()`.
  * Rejects with `ConfigurationError` for a bad port or host, a port in use or an address that
@@ -83,28 +81,16 @@ export async function startDashboard(
   events: ExecutorEvents,
   options: DashboardOptions,
 ): Promise<DashboardHandle> {
-  const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 0;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigurationError(
-      `Dashboard port must be an integer from 0 to 65535 (0: a free one), got ${describe(options.port)}. Pass dashboard: { port: 8787 } or leave it out.`,
-    );
-  }
-  if (
-    typeof host !== 'string' ||
-    !(isIP(host) || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host))
-  ) {
-    throw new ConfigurationError(
-      `Dashboard host must be an IP address or host name to bind, e.g. 127.0.0.1, got ${describe(options.host)}.`,
-    );
-  }
+  const { host, port } = parseDashboardSettings(options, 'Dashboard');
 
   const state = new DashboardState(options.label);
   const streams = new Set<Stream>();
   const html = pageHtml(options.label);
-  // When bound to loopback, answer only requests addressed to a loopback name or an IP: a page on
-  // another site that rebinds its DNS name to 127.0.0.1 must not read task errors and stacks.
+  // When bound to loopback, answer only requests addressed to the bound name or address (or
+  // localhost) on its port: a page on another site that rebinds its DNS name to 127.0.0.1 (also
+  // `127.0.0.1.evil.example`) must not read task errors and stacks. Filled once listening.
   const checkHost = isLoopback(host);
+  let allowedHosts: Set<string> | undefined;
 
   const send = (stream: Stream, now: number): void => {
     const full = stream.version === -1;
@@ -139,13 +125,13 @@ export async function startDashboard(
       });
       return;
     }
-    const hostname = hostOf(request.headers.host);
-    if (checkHost && !(isLoopback(hostname) || isIP(hostname) || hostname === host)) {
+    const hostHeader = (request.headers.host ?? '').toLowerCase();
+    if (checkHost && !allowedHosts?.has(hostHeader)) {
       respond(
         response,
         403,
         'text/plain',
-        `The weft dashboard answers requests for localhost or an IP address, not for "${hostname}". Open the URL it printed.`,
+        `The weft dashboard answers requests for ${[...(allowedHosts ?? [])].join(' or ')} only, not for "${hostHeader}". Open the URL it printed.`,
       );
       return;
     }
@@ -230,6 +216,21 @@ export async function startDashboard(
 
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  if (checkHost) {
+    const names = new Set([host.toLowerCase(), shownHost.toLowerCase(), 'localhost']);
+    allowedHosts = new Set();
+    for (const name of names) {
+      const bracketed = isIPv6(name) ? `[${name}]` : name;
+      allowedHosts.add(`${bracketed}:${address.port}`);
+      // No port in the header means port 80: right only when that is where it listens.
+      if (address.port === 80) allowedHosts.add(bracketed);
+    }
+    allowedHosts.add('localhost');
+  } else {
+    (options.warn ?? ((line) => process.stderr.write(`${line}\n`)))(
+      `weft dashboard: warning: bound to ${host}, which is not a loopback address: anyone who can reach port ${address.port} of this machine can see task names, arguments in error messages and stacks. Bind it to 127.0.0.1 (the default) unless this network is trusted.`,
+    );
+  }
   let closing: Promise<void> | undefined;
   return {
     url: `http://${shownHost}:${address.port}/`,
@@ -270,11 +271,8 @@ function respond(
   response.end(response.req.method === 'HEAD' ? undefined : body);
 }
 
-/** The host name of a Host header, without port and brackets. */
-function hostOf(header: string | undefined): string {
-  if (!header) return '';
-  if (header.startsWith('[')) return header.slice(1, header.indexOf(']'));
-  return header.replace(/:\d+$/, '').toLowerCase();
+function isIPv6(name: string): boolean {
+  return name.includes(':') && !name.startsWith('[');
 }
 
 function listenError(error: NodeJS.ErrnoException, host: string, port: number): Error {
@@ -299,8 +297,4 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
     default:
       return error;
   }
-}
-
-function describe(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : `${String(value)} (${typeof value})`;
 }

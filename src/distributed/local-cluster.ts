@@ -13,10 +13,20 @@ import type { ClusterWorkerOptions } from './worker.js';
 export interface LocalClusterOptions {
   workers: number;
   processes: boolean;
+  /** Tasks in flight per worker (default 1). */
+  concurrency?: number;
   resources: Record<string, number>;
   prefix: string;
   /** Secrets for the workers: sent over IPC (processes) or workerData (threads), never argv. */
   secret?: string[];
+  /** Workers log their activity to stderr. */
+  debug?: boolean;
+}
+
+/** What a local-cluster worker is started with (workerData, or JSON in its environment). */
+export interface LocalWorkerData extends ClusterWorkerOptions {
+  /** Log to stderr: the executor's `debug`, parsed once by it (never re-read from WEFT_DEBUG). */
+  debug: boolean;
 }
 
 export interface LocalCluster {
@@ -35,13 +45,14 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     const started = Array.from({ length: options.workers }, (_, i) => {
       const name = `local-${i + 1}`;
       names.push(name);
-      const workerOptions: ClusterWorkerOptions = {
+      const workerOptions: LocalWorkerData = {
         address: redis.address,
         name,
-        concurrency: 1,
+        concurrency: options.concurrency ?? 1,
         resources: options.resources,
         prefix: options.prefix,
         ...(options.secret ? { secret: options.secret } : {}),
+        debug: options.debug ?? false,
       };
       return options.processes ? startProcess(workerOptions) : startThread(workerOptions);
     });
@@ -115,7 +126,7 @@ async function stopWithin(exited: Promise<void>, ask: () => void, kill: () => vo
   clearTimeout(timer);
 }
 
-function startProcess(options: ClusterWorkerOptions): Promise<() => Promise<void>> {
+function startProcess(options: LocalWorkerData): Promise<() => Promise<void>> {
   const { secret, ...visible } = options;
   // The secret goes over the IPC channel: the environment and argv show in `ps e` and /proc.
   const child: ChildProcess = fork(fileURLToPath(entry), [], {
@@ -149,7 +160,7 @@ function startProcess(options: ClusterWorkerOptions): Promise<() => Promise<void
   );
 }
 
-function startThread(options: ClusterWorkerOptions): Promise<() => Promise<void>> {
+function startThread(options: LocalWorkerData): Promise<() => Promise<void>> {
   const worker = new Worker(entry, { workerData: options, execArgv: [] });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   const ready = whenReady(

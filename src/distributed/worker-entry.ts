@@ -4,11 +4,12 @@
  */
 import { once } from 'node:events';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { startClusterWorker, type ClusterWorkerOptions } from './worker.js';
+import type { LocalWorkerData } from './local-cluster.js';
+import { startClusterWorker } from './worker.js';
 
-const options: ClusterWorkerOptions & { secretOverIpc?: boolean } = isMainThread
-  ? (JSON.parse(process.env.WEFT_CLUSTER_WORKER ?? '{}') as ClusterWorkerOptions)
-  : (workerData as ClusterWorkerOptions);
+const { debug, ...options }: LocalWorkerData & { secretOverIpc?: boolean } = isMainThread
+  ? (JSON.parse(process.env.WEFT_CLUSTER_WORKER ?? '{}') as LocalWorkerData)
+  : (workerData as LocalWorkerData);
 // A child process gets its secret as the first IPC message, never through argv or environment.
 if (isMainThread && options.secretOverIpc) {
   const [message] = (await once(process, 'message')) as [{ t?: string; secret?: string[] }];
@@ -22,7 +23,7 @@ const tell = (message: unknown): void => {
 
 const handle = await startClusterWorker({
   ...options,
-  log: process.env.WEFT_DEBUG ? (line) => process.stderr.write(`[weft] ${line}\n`) : undefined,
+  log: debug ? (line) => process.stderr.write(`[weft] ${line}\n`) : undefined,
 }).catch((error: unknown) => {
   tell({ t: 'error', message: error instanceof Error ? error.message : String(error) });
   process.exit(1);

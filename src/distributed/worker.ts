@@ -21,6 +21,7 @@ import {
 import type { TaskEvent } from '../core/events.js';
 import type { Attempt, Outcome, RuntimeHost, TaskRef } from '../core/runtime.js';
 import { importModule } from '../core/modules.js';
+import { optionDefaults } from '../core/options.js';
 import { definitionOf, projectRoot } from '../core/task.js';
 import { canCross } from '../core/values.js';
 import { WorkerPoolRuntime } from '../pool/runtimes/workers.js';
@@ -96,9 +97,9 @@ export async function startClusterWorker(
   const name = options.name ?? `${hostname()}-${process.pid}`;
   const log = options.log ?? (() => undefined);
   const acceptSource = options.acceptSource ?? true;
-  const lockDuration = options.lockMs ?? 3000;
-  const stalledInterval = options.stalledIntervalMs ?? 1500;
-  const graceMs = options.graceMs ?? 1000;
+  const lockDuration = options.lockMs ?? optionDefaults.lockMs;
+  const stalledInterval = options.stalledIntervalMs ?? optionDefaults.stalledIntervalMs;
+  const graceMs = options.graceMs ?? optionDefaults.graceMs;
   const signer = options.secret?.length ? new Signer(options.secret) : undefined;
 
   for (const module of options.imports ?? []) {

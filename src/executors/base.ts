@@ -18,9 +18,13 @@ import type {
   Task,
 } from '../core/types.js';
 import { waitFor, zipMapArguments } from '../core/wait.js';
+import {
+  parseDashboardOption,
+  type DashboardOption,
+  type DashboardSettings,
+} from '../dashboard/options.js';
 
-/** `dashboard` option every executor takes: `true`, or where to serve it. */
-export type DashboardOption = boolean | { port?: number; host?: string };
+export type { DashboardOption };
 
 /** What a running dashboard gives back (see ../dashboard/server.ts). */
 export interface DashboardHandle {
@@ -43,12 +47,15 @@ export abstract class BaseExecutor implements Executor {
   #runtime: Runtime | undefined;
   #starting: Promise<unknown> | undefined;
   #shutdown: Promise<void> | undefined;
-  #dashboardOption: DashboardOption | undefined;
+  readonly #dashboardSettings: Required<DashboardSettings> | undefined;
   #dashboard: DashboardHandle | undefined;
 
-  /** `dashboard`: serve a live view of the work on 127.0.0.1 while started (see `dashboardUrl`). */
-  constructor(options?: { dashboard?: DashboardOption }) {
-    this.#dashboardOption = options?.dashboard;
+  /**
+   * `dashboard`: serve a live view of the work while started (see `dashboardUrl`); validated here.
+   * `owner` names the executor class in messages.
+   */
+  constructor(options: { dashboard?: DashboardOption } | undefined, owner: string) {
+    this.#dashboardSettings = parseDashboardOption(options?.dashboard, owner);
   }
 
   /** Names the executor in messages, e.g. `LocalPoolExecutor (threads)`. */
@@ -105,13 +112,10 @@ export abstract class BaseExecutor implements Executor {
       checkTask: engine.checkTask,
     });
     // The dashboard listens before the runtime starts, so it sees every worker join.
-    const dashboard = this.#dashboardOption;
+    const dashboard = this.#dashboardSettings;
     if (dashboard) {
       const { startDashboard } = await import('../dashboard/server.js');
-      this.#dashboard = await startDashboard(this.#events, {
-        label: this.label,
-        ...(typeof dashboard === 'object' ? dashboard : {}),
-      });
+      this.#dashboard = await startDashboard(this.#events, { label: this.label, ...dashboard });
     }
     try {
       await engine.runtime.start(scheduler);

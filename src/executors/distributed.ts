@@ -5,6 +5,14 @@
 import { availableParallelism } from 'node:os';
 import { ConfigurationError, ResourceUnavailableError } from '../core/errors.js';
 import { parseResources, parseWorkers, readEnvironment } from '../core/config.js';
+import {
+  checkOptionKeys,
+  checkOptionsObject,
+  optionDefaults,
+  optionKeys,
+  parseBoolean,
+  parseConcurrency,
+} from '../core/options.js';
 import type { TaskDefinition } from '../core/task.js';
 import { parseAddress } from '../distributed/address.js';
 import { parseSecrets, secretsFromEnvironment, Signer } from '../distributed/signing.js';
@@ -29,7 +37,13 @@ export interface DistributedExecutorOptions {
   workers?: number;
   /** Resources each local-cluster worker offers, e.g. `{ GPU: 1 }`. */
   resources?: Record<string, number>;
-  /** Log cluster activity to stderr (default `WEFT_DEBUG`). */
+  /**
+   * Local cluster: tasks in flight per worker, a positive integer (default 1). Tasks on one
+   * worker interleave at their awaits. Workers of a cluster at `address` take theirs from
+   * `weft worker --concurrency N`.
+   */
+  concurrency?: number;
+  /** Log cluster activity to stderr, the local cluster's workers included (default `WEFT_DEBUG`). */
   debug?: boolean;
   /** Key prefix in Redis, to share one Redis between clusters (default `weft`). */
   prefix?: string;
@@ -45,6 +59,18 @@ export interface DistributedExecutorOptions {
   secret?: string | string[];
 }
 
+const distributedKeys = optionKeys<DistributedExecutorOptions>({
+  address: true,
+  localProcesses: true,
+  workers: true,
+  resources: true,
+  concurrency: true,
+  debug: true,
+  prefix: true,
+  dashboard: true,
+  secret: true,
+});
+
 /**
  * Runs tasks on a cluster of `weft worker` processes through BullMQ over Redis. With `address`
  * it joins a running cluster; without, `start()` starts a private redis-server and `workers`
@@ -59,6 +85,7 @@ export class DistributedExecutor extends BaseExecutor {
   readonly #address: string | undefined;
   readonly #localProcesses: boolean;
   readonly #workers: number | undefined;
+  readonly #concurrency: number;
   readonly #resources: Record<string, number>;
   readonly #debug: boolean;
   readonly #prefix: string;
@@ -67,24 +94,35 @@ export class DistributedExecutor extends BaseExecutor {
   #live: WorkerInfo[] = [];
   #warned = new Set<string>();
 
+  /**
+   * Validates the options (throws `ConfigurationError` for an unknown key or a bad value);
+   * connects to nothing and starts nothing until `start()`.
+   */
   constructor(options: DistributedExecutorOptions = {}) {
-    if (typeof options !== 'object' || options === null) {
-      throw new ConfigurationError(
-        `DistributedExecutor options must be an object, got ${String(options)}.`,
-      );
-    }
-    super(options);
+    checkOptionsObject(options, 'DistributedExecutor');
+    checkOptionKeys(options, distributedKeys, 'DistributedExecutor');
+    super(options, 'DistributedExecutor');
     if (options.address !== undefined) parseAddress(options.address, 'DistributedExecutor address');
     this.#address = options.address;
-    this.#localProcesses = options.localProcesses ?? false;
+    this.#localProcesses =
+      options.localProcesses === undefined
+        ? optionDefaults.localProcesses
+        : parseBoolean(options.localProcesses, 'DistributedExecutor localProcesses');
     this.#workers =
       options.workers === undefined
         ? undefined
         : parseWorkers(options.workers, 'DistributedExecutor workers');
+    this.#concurrency =
+      options.concurrency === undefined
+        ? optionDefaults.clusterConcurrency
+        : parseConcurrency(options.concurrency, 'DistributedExecutor concurrency', false);
     this.#resources = parseResources(options.resources, 'DistributedExecutor resources') ?? {};
-    this.#debug = options.debug ?? readEnvironment().debug;
-    const prefix = options.prefix ?? 'weft';
-    if (!/^[A-Za-z0-9_{}.-]+$/.test(prefix)) {
+    this.#debug =
+      options.debug === undefined
+        ? readEnvironment().debug
+        : parseBoolean(options.debug, 'DistributedExecutor debug');
+    const prefix = options.prefix ?? optionDefaults.prefix;
+    if (typeof prefix !== 'string' || !/^[A-Za-z0-9_{}.-]+$/.test(prefix)) {
       throw new ConfigurationError(
         `DistributedExecutor prefix ${JSON.stringify(prefix)} may only hold letters, digits, '_', '-', '.', '{' and '}'.`,
       );
@@ -114,7 +152,7 @@ export class DistributedExecutor extends BaseExecutor {
     return {
       runtime,
       resources: undefined,
-      graceMs: 1000,
+      graceMs: optionDefaults.graceMs,
       checkTask: (definition) => this.#checkTask(definition, local),
     };
   }
@@ -125,9 +163,11 @@ export class DistributedExecutor extends BaseExecutor {
     this.#cluster = await startLocalCluster({
       workers: this.#workers ?? availableParallelism(),
       processes: this.#localProcesses,
+      concurrency: this.#concurrency,
       resources: this.#resources,
       prefix: this.#prefix,
       ...(this.#secrets ? { secret: this.#secrets } : {}),
+      debug: this.#debug,
     });
     this.#log(
       `local cluster: redis-server at ${this.#cluster.address}, workers ${this.#cluster.workerNames.join(', ')}`,

@@ -6,12 +6,20 @@
 import cliProgress from 'cli-progress';
 import type { WeftEvent } from '../core/events.js';
 import type { Executor, Future } from '../core/types.js';
+import { ConfigurationError } from '../core/errors.js';
+import {
+  checkOptionKeys,
+  checkOptionsObject,
+  describeOption,
+  optionDefaults,
+  optionKeys,
+} from '../core/options.js';
 
 /** Options of `progress()`. */
 export interface ProgressOptions {
   /** Where to draw (default `process.stderr`). */
   stream?: NodeJS.WriteStream;
-  /** Text before the bar (default `tasks`). */
+  /** Text before the bar (default `'tasks'`). */
   label?: string;
   /** Draw even when the stream is not a terminal (one line per redraw, every 2 s and at the end). */
   force?: boolean;
@@ -20,6 +28,31 @@ export interface ProgressOptions {
    * until it shuts down; following futures, until they have all settled.
    */
   signal?: AbortSignal;
+}
+
+const progressKeys = optionKeys<ProgressOptions>({
+  stream: true,
+  label: true,
+  force: true,
+  signal: true,
+});
+
+/** Throws `ConfigurationError` for an unknown key or a value of the wrong kind. */
+function checkProgressOptions(options: ProgressOptions): void {
+  checkOptionsObject(options, 'progress()');
+  checkOptionKeys(options, progressKeys, 'progress()');
+  const bad = (what: string, value: unknown): never => {
+    throw new ConfigurationError(`progress() ${what}, got ${describeOption(value)}.`);
+  };
+  const { stream, label, force, signal } = options;
+  if (stream !== undefined && typeof (stream as { write?: unknown } | null)?.write !== 'function') {
+    bad('stream must be a writable stream such as process.stderr', stream);
+  }
+  if (label !== undefined && typeof label !== 'string') bad('label must be a string', label);
+  if (force !== undefined && typeof force !== 'boolean') bad('force must be true or false', force);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    bad('signal must be an AbortSignal', signal);
+  }
 }
 
 interface Counts {
@@ -40,7 +73,8 @@ interface Counts {
  *   `start(body)` or right after `start()`.
  * - For futures, it resolves once every one of them has settled, or when `signal` aborts.
  *
- * It never rejects because a task failed. The bar appears with the first task, so a job that runs
+ * It never rejects because a task failed; it rejects with `ConfigurationError` for an unknown
+ * option key or a bad option value. The bar appears with the first task, so a job that runs
  * none draws nothing. It changes no terminal mode (cursor, wrapping), so an interrupted bar
  * leaves nothing to restore.
  * @example
@@ -56,10 +90,13 @@ export async function progress(
   target: Executor | Iterable<Future<unknown>>,
   options: ProgressOptions = {},
 ): Promise<void> {
+  checkProgressOptions(options);
   const stream = options.stream ?? process.stderr;
   const draw = options.force === true || stream.isTTY === true;
   const counts: Counts = { total: 0, finished: 0, failed: 0, running: 0 };
-  const bar = draw ? new Bar(stream, options.label ?? 'tasks', counts, !stream.isTTY) : undefined;
+  const bar = draw
+    ? new Bar(stream, options.label ?? optionDefaults.progressLabel, counts, !stream.isTTY)
+    : undefined;
   const update = bar ? () => bar.update() : () => undefined;
   try {
     if (isExecutor(target)) {

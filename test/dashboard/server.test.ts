@@ -267,9 +267,89 @@ describe('dashboard server', () => {
         const rebound = await get(api, { host: `attacker.example:${port}` });
         expect(rebound.status).toBe(403);
         expect(rebound.body).toContain('attacker.example');
+        // A name that merely starts like a loopback address is someone else's DNS name.
+        for (const host of [
+          `127.0.0.1.evil.example:${port}`,
+          '127.0.0.1.evil.example',
+          `127.0.0.2:${port}`,
+          `127.0.0.1:${Number(port) + 1}`,
+          `localhost.evil.example:${port}`,
+          `[::1]:${port}`,
+        ]) {
+          const refused = await get(api, { host });
+          expect(refused.status, host).toBe(403);
+          expect(refused.body).toContain(`127.0.0.1:${port}`);
+        }
       } finally {
         await dashboard.close();
       }
+    },
+  );
+
+  it(
+    'bound to a loopback name, answers that name and localhost on its port',
+    { timeout: 30_000 },
+    async () => {
+      const dashboard = await startDashboard(new EventHub(), { label: 'named', host: 'localhost' });
+      try {
+        const { port } = new URL(dashboard.url);
+        const api = `${dashboard.url}api/state`;
+        expect((await get(api, { host: `localhost:${port}` })).status).toBe(200);
+        expect((await get(api, { host: `LOCALHOST:${port}` })).status).toBe(200);
+        expect((await get(api, { host: `localhost.evil.example:${port}` })).status).toBe(403);
+      } finally {
+        await dashboard.close();
+      }
+    },
+  );
+
+  it(
+    'warns on stderr when bound to a non-loopback address, and does not when bound to loopback',
+    { timeout: 30_000 },
+    async () => {
+      const warnings: string[] = [];
+      const open = await startDashboard(new EventHub(), {
+        label: 'open',
+        host: '0.0.0.0',
+        warn: (line) => warnings.push(line),
+      });
+      try {
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toContain('0.0.0.0');
+        expect(warnings[0]).toMatch(/anyone who can reach port \d+/);
+        expect(warnings[0]).toMatch(/task names, arguments in error messages and stacks/);
+        // Not loopback: no Host check (anyone can reach it anyway).
+        const { port } = new URL(open.url);
+        const api = `http://127.0.0.1:${port}/api/state`;
+        expect((await get(api, { host: `some-name.example:${port}` })).status).toBe(200);
+      } finally {
+        await open.close();
+      }
+      const quiet = await startDashboard(new EventHub(), {
+        label: 'quiet',
+        warn: (line) => warnings.push(line),
+      });
+      await quiet.close();
+      expect(warnings).toHaveLength(1);
+    },
+  );
+
+  it(
+    'the default warning goes to stderr, through an executor too',
+    { timeout: 30_000 },
+    async () => {
+      const written: string[] = [];
+      const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+        written.push(String(chunk));
+        return true;
+      });
+      try {
+        const { LocalExecutor } = await import('weftjs');
+        await new LocalExecutor({ dashboard: { host: '0.0.0.0' } }).start(() => undefined);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(written.join('')).toMatch(/warning: bound to 0\.0\.0\.0, which is not a loopback/);
     },
   );
 

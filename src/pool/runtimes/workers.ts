@@ -35,6 +35,8 @@ import {
 export interface WorkerPoolOptions extends SpawnOptions {
   scheduler: Scheduler;
   workers: number;
+  /** Tasks in flight per worker (default 1). */
+  concurrency?: number;
 }
 
 interface PoolWorker {
