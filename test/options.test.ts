@@ -347,7 +347,7 @@ describe('environment', () => {
         const on = await runSnippet(source, { WEFT_DEBUG: '1' });
         expect(on.code, on.stderr).toBe(0);
         // The worker's own line, not only the executor's; it got the executor's concurrency.
-        expect(on.stderr).toMatch(/\[weft\] worker local-1 joined .*\(concurrency 3\)/);
+        expect(on.stderr).toMatch(/\[weft\] worker local-1 joined .*concurrency 3\b/);
       }
     },
   );
