@@ -66,7 +66,10 @@ program
   .description(
     'join a cluster and run its tasks until SIGINT/SIGTERM, then finish running tasks and leave',
   )
-  .option('--address <url>', 'redis:// or rediss:// URL of the cluster (default: WEFT_ADDRESS)')
+  .option(
+    '--address <url>',
+    'redis://, rediss:// or redis+cluster:// address of the cluster (default: WEFT_ADDRESS)',
+  )
   .option('--concurrency <n>', 'tasks run at once (default 1)')
   .option('--resources <list>', 'what this worker offers, e.g. GPU=2,mem=16')
   .option(
@@ -84,6 +87,9 @@ program
     '--secret-file <path>',
     'run only jobs signed with a secret in this file (one per line; default: WEFT_SECRET)',
   )
+  .option('--tls-ca <path>', 'CA certificate to trust for rediss:// (default: WEFT_TLS_CA)')
+  .option('--tls-cert <path>', 'client certificate for mutual TLS (default: WEFT_TLS_CERT)')
+  .option('--tls-key <path>', 'private key of --tls-cert (default: WEFT_TLS_KEY)')
   // Loaded on demand: `weft run` should not pay for the cluster worker's modules.
   .action(async (options: WorkerCommandOptions) =>
     (await import('./worker-command.js')).workerCommand(options),

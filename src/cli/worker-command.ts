@@ -7,6 +7,7 @@ import { parseWorkers } from '../core/config.js';
 import { startClusterWorker } from '../distributed/worker.js';
 import { parseAddress } from '../distributed/connection.js';
 import { secretsFromEnvironment, secretsFromFile } from '../distributed/signing.js';
+import { checkTlsAddress, resolveTls, tlsFromEnvironment } from '../distributed/tls.js';
 
 export interface WorkerCommandOptions {
   address?: string;
@@ -18,6 +19,9 @@ export interface WorkerCommandOptions {
   pool?: string;
   prefix?: string;
   secretFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** Parses `GPU=2,mem=16` into `{ GPU: 2, mem: 16 }`; throws `ConfigurationError` naming the bad part. */
@@ -61,6 +65,18 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   const secret = options.secretFile
     ? secretsFromFile(options.secretFile)
     : secretsFromEnvironment();
+  const flags = {
+    ...(options.tlsCa ? { ca: options.tlsCa } : {}),
+    ...(options.tlsCert ? { cert: options.tlsCert } : {}),
+    ...(options.tlsKey ? { key: options.tlsKey } : {}),
+  };
+  const tls =
+    Object.keys(flags).length > 0
+      ? resolveTls(flags, '--tls-*')
+      : /^rediss/i.test(address)
+        ? tlsFromEnvironment()
+        : undefined;
+  checkTlsAddress(tls, address, '--tls-*');
   const handle = await startClusterWorker({
     address,
     concurrency,
@@ -71,6 +87,7 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
     pool,
     ...(options.prefix ? { prefix: options.prefix } : {}),
     ...(secret ? { secret } : {}),
+    ...(tls ? { tls } : {}),
     log: (line) => process.stderr.write(`weft worker: ${line}\n`),
   });
   await new Promise<void>((resolve) => {

@@ -6,7 +6,7 @@
  * moves attempts and results.
  */
 import { randomUUID } from 'node:crypto';
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   SignatureError,
@@ -17,7 +17,14 @@ import {
 } from '../core/errors.js';
 import type { Attempt, Runtime, RuntimeHost } from '../core/runtime.js';
 import { canCross, type Boundary } from '../core/values.js';
-import { connect, redisOptions, waitForRedis } from './connection.js';
+import {
+  bullConnection,
+  connect,
+  explainPermission,
+  waitForRedis,
+  type RedisTarget,
+} from './connection.js';
+import type { TlsMaterial } from './tls.js';
 import { jobParts, resultParts, type Signer } from './signing.js';
 import {
   bullPriority,
@@ -45,6 +52,8 @@ export interface DistributedRuntimeOptions {
   onWorkers?: (workers: WorkerInfo[]) => void;
   /** Signs every job and accepts only results signed with one of its secrets. */
   signer?: Signer;
+  /** CA, client certificate and key for a rediss:// address. */
+  tls?: TlsMaterial;
 }
 
 /** Attempts per job: big enough to amortise Redis, small enough to spread over workers. */
@@ -65,6 +74,8 @@ export class DistributedRuntime implements Runtime {
   #redis: Redis | undefined;
   #reader: Redis | undefined;
   readonly #queues = new Map<string, Queue>();
+  /** Releases BullMQ connections weft made itself (Redis Cluster instances). */
+  #releases: (() => Promise<void>)[] = [];
   readonly #inflight = new Map<number, Attempt>();
   /** Attempts waiting for the next flush, by queue. */
   #outbox = new Map<string, Attempt[]>();
@@ -90,11 +101,17 @@ export class DistributedRuntime implements Runtime {
   async start(host: RuntimeHost): Promise<void> {
     this.#host = host;
     this.#closing = false;
-    const address = this.#options.address;
-    this.#redis = connect(address, `weft-client-${this.clientId}`);
-    await waitForRedis(this.#redis, address, 15_000);
-    this.#reader = connect(address, `weft-client-${this.clientId}-results`);
-    await this.#refreshRegistry();
+    const target: RedisTarget = { address: this.#options.address, tls: this.#options.tls };
+    this.#redis = connect(target, `weft-client-${this.clientId}`);
+    await waitForRedis(this.#redis, target, 15_000);
+    this.#reader = connect(target, `weft-client-${this.clientId}-results`);
+    try {
+      await this.#refreshRegistry();
+    } catch (error) {
+      this.#reader.disconnect();
+      this.#redis.disconnect();
+      throw explainPermission(error, 'The client could not read the worker registry');
+    }
     this.#registryTimer = setInterval(
       () => void this.#refreshRegistry().catch(() => undefined),
       2000,
@@ -170,6 +187,7 @@ export class DistributedRuntime implements Runtime {
       ),
     );
     this.#queues.clear();
+    await Promise.all(this.#releases.splice(0).map((release) => release()));
     if (redis && live) await redis.quit().catch(() => redis.disconnect());
     else redis?.disconnect();
   }
@@ -192,8 +210,8 @@ export class DistributedRuntime implements Runtime {
       );
       const jobs: Parameters<Queue['addBulk']>[0] = [];
       const redis = this.#redis!;
-      const big = redis.multi();
-      let hasBig = false;
+      // Payloads are written one by one: on a Redis Cluster each key lives on its own shard.
+      const stored: [string, Buffer][] = [];
       for (let i = 0; i < live.length; i += size) {
         const chunk = live.slice(i, i + size);
         const jobId = `${this.clientId}-${++this.#jobs}`;
@@ -233,8 +251,7 @@ export class DistributedRuntime implements Runtime {
         if (payload.length <= inlineLimitBytes) data.p = payload.toString('base64');
         else {
           data.pk = this.#keys.arg(jobId);
-          big.set(data.pk, payload, 'EX', retentionSeconds);
-          hasBig = true;
+          stored.push([data.pk, payload]);
         }
         const priority = Math.max(...chunk.map((a) => a.definition.options.priority));
         jobs.push({
@@ -259,25 +276,29 @@ export class DistributedRuntime implements Runtime {
           time: now,
           attempt: a.number,
         }));
-        big.xadd(
-          this.#keys.events,
-          'MAXLEN',
-          '~',
-          String(eventsMaxLen),
-          '*',
-          'e',
-          JSON.stringify(submitted),
-        );
-        hasBig = true;
+        void redis
+          .xadd(
+            this.#keys.events,
+            'MAXLEN',
+            '~',
+            String(eventsMaxLen),
+            '*',
+            'e',
+            JSON.stringify(submitted),
+          )
+          .catch(() => undefined);
       }
       try {
-        if (hasBig) await big.exec();
+        await Promise.all(
+          stored.map(([key, bytes]) => redis.set(key, bytes, 'EX', retentionSeconds)),
+        );
         if (jobs.length > 0) await queue.addBulk(jobs);
       } catch (error) {
+        const explained = explainPermission(error, 'The client could not send tasks');
         for (const job of jobs)
           for (const wire of (job.data as JobData).t) {
             const a = this.#inflight.get(wire.i);
-            if (a) this.#fail(a, error);
+            if (a) this.#fail(a, explained);
           }
       }
     }
@@ -286,9 +307,13 @@ export class DistributedRuntime implements Runtime {
   async #queue(name: string, sample: Attempt): Promise<Queue> {
     let queue = this.#queues.get(name);
     if (!queue) {
-      // Connection options, not an instance: BullMQ then owns the connection and closes it.
+      const { connection, release } = bullConnection(
+        { address: this.#options.address, tls: this.#options.tls },
+        `weft-client-${this.clientId}-${name}`,
+      );
+      this.#releases.push(release);
       queue = new Queue(name, {
-        connection: redisOptions(this.#options.address) as unknown as ConnectionOptions,
+        connection,
         prefix: this.#options.prefix,
         // weft reads results from its own stream; BullMQ's event stream only needs a short tail.
         streams: { events: { maxLen: 100 } },

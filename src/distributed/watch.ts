@@ -5,7 +5,9 @@
  */
 import type { Redis } from 'ioredis';
 import { EventHub, type ExecutorEvents, type TaskEvent } from '../core/events.js';
-import { connect, waitForRedis } from './connection.js';
+import { connect, waitForRedis, type RedisTarget } from './connection.js';
+import { effectivePrefix } from './address.js';
+import { tlsFromEnvironment } from './tls.js';
 import { keys, type WorkerInfo } from './wire.js';
 
 export interface ClusterWatch {
@@ -15,11 +17,15 @@ export interface ClusterWatch {
 
 /** Starts watching the cluster at `address`; events flow until `close()`. */
 export async function watchCluster(address: string, prefix = 'weft'): Promise<ClusterWatch> {
-  const k = keys(prefix);
+  const k = keys(effectivePrefix(prefix, address));
   const hub = new EventHub();
-  const redis: Redis = connect(address, 'weft-dashboard');
-  await waitForRedis(redis, address, 15_000);
-  const reader = connect(address, 'weft-dashboard-events');
+  const target: RedisTarget = {
+    address,
+    tls: /^rediss/i.test(address) ? tlsFromEnvironment() : undefined,
+  };
+  const redis: Redis = connect(target, 'weft-dashboard');
+  await waitForRedis(redis, target, 15_000);
+  const reader = connect(target, 'weft-dashboard-events');
   let closing = false;
   let seen = new Set<string>();
 

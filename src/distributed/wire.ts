@@ -7,10 +7,12 @@
  * envelope (name, message, stack, cause chain, own properties).
  *
  * Keys (P is the cluster prefix, `weft` by default, with a `{...}` hash tag for Redis Cluster):
- *   bull:P:tasks, bull:P:tasks-<sig>   BullMQ queues: one for tasks needing no resources, one per
+ *   P:tasks, P:tasks-<sig>             BullMQ queues: one for tasks needing no resources, one per
  *                                      resource signature (`GPU=1,mem=4`). Written by clients,
  *                                      taken by workers.
- *   P:arg:<jobId>                      binary arguments of a chunk too big to inline in job data
+ *   P':arg:<jobId>                     binary arguments of a chunk too big to inline in job data
+ *                                      (P' is P without braces, so that on a Redis Cluster these
+ *                                      spread over the shards)
  *                                      (client writes, worker deletes when the job completes; TTL).
  *   P:out:<clientId>                   stream of results for one client (workers XADD, the client
  *                                      XREADs and trims it, and deletes it at shutdown; TTL).
@@ -130,8 +132,11 @@ export function bullPriority(priority: number): number {
 
 /** Redis key names under a prefix. */
 export function keys(prefix: string) {
+  // Argument payloads are the big values: outside the prefix's hash tag, so that on a Redis
+  // Cluster they spread over the shards (they are only ever read and written one at a time).
+  const bare = prefix.replace(/[{}]/g, '');
   return {
-    arg: (jobId: string) => `${prefix}:arg:${jobId}`,
+    arg: (jobId: string) => `${bare}:arg:${jobId}`,
     out: (clientId: string) => `${prefix}:out:${clientId}`,
     cancelled: (clientId: string) => `${prefix}:cancelled:${clientId}`,
     workers: `${prefix}:workers`,
@@ -144,11 +149,7 @@ export function keys(prefix: string) {
 
 /** Hides the password of a redis URL for logs and errors. */
 export function redactAddress(address: string): string {
-  try {
-    const url = new URL(address);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return '(an invalid address)';
-  }
+  // Not through URL: a cluster address (redis+cluster://a:1,b:2) is no URL. Greedy up to the
+  // last '@', so that a password holding '@' is hidden whole.
+  return address.replace(/^([a-z+]+:\/\/[^:@/]*:).*@/i, '$1***@');
 }

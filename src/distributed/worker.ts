@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import {
   SignatureError,
   TaskCancelledError,
@@ -25,7 +25,15 @@ import { optionDefaults } from '../core/options.js';
 import { definitionOf, projectRoot } from '../core/task.js';
 import { canCross } from '../core/values.js';
 import { WorkerPoolRuntime } from '../pool/runtimes/workers.js';
-import { connect, redisOptions, waitForRedis } from './connection.js';
+import {
+  bullConnection,
+  connect,
+  explainPermission,
+  waitForRedis,
+  type RedisTarget,
+} from './connection.js';
+import { effectivePrefix } from './address.js';
+import { resolveTls, type TlsOptions } from './tls.js';
 import { checkJob, Signer, resultParts } from './signing.js';
 import {
   decode,
@@ -65,6 +73,8 @@ export interface ClusterWorkerOptions {
    * with the first (see "Trust on a cluster" in the README). Never logged.
    */
   secret?: string[];
+  /** CA, client certificate and key for a rediss:// address, each PEM text or a file path. */
+  tls?: TlsOptions;
   /** Called with log lines (never containing passwords or secrets). */
   log?: (line: string) => void;
 }
@@ -90,7 +100,11 @@ const stalledReason = 'job stalled more than allowable limit';
 export async function startClusterWorker(
   options: ClusterWorkerOptions,
 ): Promise<ClusterWorkerHandle> {
-  const prefix = options.prefix ?? 'weft';
+  const prefix = effectivePrefix(options.prefix ?? 'weft', options.address);
+  const target: RedisTarget = {
+    address: options.address,
+    tls: resolveTls(options.tls, 'startClusterWorker tls'),
+  };
   const k = keys(prefix);
   const concurrency = options.concurrency ?? 1;
   const offer = options.resources ?? {};
@@ -119,9 +133,14 @@ export async function startClusterWorker(
     );
   }
 
-  const redis = connect(options.address, `weft-worker-${name}`);
-  const subscriber = connect(options.address, `weft-worker-${name}-sub`);
-  await waitForRedis(redis, options.address, 15_000);
+  const redis = connect(target, `weft-worker-${name}`);
+  const subscriber = connect(target, `weft-worker-${name}-sub`);
+  try {
+    await waitForRedis(redis, target, 15_000);
+  } catch (error) {
+    subscriber.disconnect();
+    throw error;
+  }
 
   // ---- resources: admission --------------------------------------------------------------
   const free: Record<string, number> = { ...offer };
@@ -384,16 +403,16 @@ export async function startClusterWorker(
   };
 
   const workers = new Map<string, Worker<JobData>>();
+  const releases: (() => Promise<void>)[] = [];
   const listen = (signature: string): void => {
     const queue = queueName(signature);
     if (workers.has(queue)) return;
     const need = parseSignature(signature);
     if (!satisfies(offer, need)) return;
+    const { connection, release } = bullConnection(target, `weft-worker-${name}-${queue}`);
+    releases.push(release);
     const worker = new Worker<JobData>(queue, processJob, {
-      // Connection options, not an instance: BullMQ then owns the connections and closes them.
-      connection: redisOptions(options.address, {
-        connectionName: `weft-worker-${name}-${queue}`,
-      }) as unknown as ConnectionOptions,
+      connection,
       prefix,
       name,
       concurrency,
@@ -429,25 +448,6 @@ export async function startClusterWorker(
     workers.set(queue, worker);
   };
 
-  listen('');
-  for (const signature of await redis.smembers(k.sigs)) listen(signature);
-  await subscriber.subscribe(k.control);
-  subscriber.on('message', (_channel: string, message: string) => {
-    const [verb, a, b] = message.split(' ');
-    if (verb === 'sig' && a !== undefined) listen(a);
-    else if (verb === 'cancel' && a && b) {
-      if (cancelledHere.size > 100_000) cancelledHere.clear();
-      cancelledHere.add(`${a} ${b}`);
-      const attempt = running.get(`${a} ${b}`);
-      if (attempt)
-        pool.abort(
-          attempt,
-          new TaskCancelledError(`Task ${attempt.key} was cancelled by its client.`),
-          graceMs,
-        );
-    }
-  });
-
   // ---- registry --------------------------------------------------------------------------
   const heartbeat = async (): Promise<void> => {
     const info: WorkerInfo = {
@@ -465,7 +465,37 @@ export async function startClusterWorker(
       [];
     watched = seen?.[1] === 1;
   };
-  await heartbeat();
+  try {
+    listen('');
+    for (const signature of await redis.smembers(k.sigs)) listen(signature);
+    await subscriber.subscribe(k.control);
+    await heartbeat();
+    // BullMQ checks the server (INFO) before it takes jobs: a refusal fails the start, not later.
+    await Promise.all([...workers.values()].map((w) => w.waitUntilReady()));
+  } catch (error) {
+    await Promise.all([...workers.values()].map((w) => w.close(true).catch(() => undefined)));
+    await Promise.all(releases.map((release) => release()));
+    await pool.close();
+    subscriber.disconnect();
+    redis.disconnect();
+    throw explainPermission(error, `Worker ${name} could not join`);
+  }
+  subscriber.on('message', (_channel: string, message: string) => {
+    const [verb, a, b] = message.split(' ');
+    if (verb === 'sig' && a !== undefined) listen(a);
+    else if (verb === 'cancel' && a && b) {
+      if (cancelledHere.size > 100_000) cancelledHere.clear();
+      cancelledHere.add(`${a} ${b}`);
+      const attempt = running.get(`${a} ${b}`);
+      if (attempt)
+        pool.abort(
+          attempt,
+          new TaskCancelledError(`Task ${attempt.key} was cancelled by its client.`),
+          graceMs,
+        );
+    }
+  });
+
   const beat = setInterval(() => void heartbeat().catch(() => undefined), 2000);
   beat.unref();
   log(
@@ -486,6 +516,7 @@ export async function startClusterWorker(
         clearInterval(beat);
         // Stop taking jobs and let running ones finish.
         await Promise.all([...workers.values()].map((w) => w.close()));
+        await Promise.all(releases.map((release) => release()));
         await pool.close();
         await redis.hdel(k.workers, name).catch(() => undefined);
         await subscriber.quit().catch(() => subscriber.disconnect());

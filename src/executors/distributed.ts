@@ -14,7 +14,14 @@ import {
   parseConcurrency,
 } from '../core/options.js';
 import type { TaskDefinition } from '../core/task.js';
-import { parseAddress } from '../distributed/address.js';
+import { effectivePrefix, parseAddress } from '../distributed/address.js';
+import {
+  checkTlsAddress,
+  resolveTls,
+  tlsFromEnvironment,
+  type TlsMaterial,
+  type TlsOptions,
+} from '../distributed/tls.js';
 import { parseSecrets, secretsFromEnvironment, Signer } from '../distributed/signing.js';
 import { startLocalCluster, type LocalCluster } from '../distributed/local-cluster.js';
 import type { DistributedRuntime } from '../distributed/runtime.js';
@@ -29,7 +36,11 @@ import { BaseExecutor, type DashboardOption, type EngineSettings } from './base.
 
 /** Options of `DistributedExecutor`. */
 export interface DistributedExecutorOptions {
-  /** `redis://` or `rediss://` URL of a running cluster (password and TLS as the URL says). Absent: `start()` starts a local cluster. */
+  /**
+   * Address of a running cluster: `redis://[user:password@]host:port[/db]`, `rediss://...` for
+   * TLS, `redis+cluster://host:port[,host:port...]` (or `rediss+cluster://`) for a Redis Cluster.
+   * A user and password log in as that Redis ACL user. Absent: `start()` starts a local cluster.
+   */
   address?: string;
   /** Local cluster: workers as child processes (true) or as worker threads of this process (false, the default). */
   localProcesses?: boolean;
@@ -57,6 +68,14 @@ export interface DistributedExecutorOptions {
    * @example new DistributedExecutor({ address, secret: process.env.MY_SECRET })
    */
   secret?: string | string[];
+  /**
+   * TLS for a `rediss://` address: `ca` to trust, `cert` and `key` for mutual TLS, each PEM text
+   * or a file path (read by the constructor). Default: `WEFT_TLS_CA`, `WEFT_TLS_CERT`,
+   * `WEFT_TLS_KEY`, else Node's built-in CAs and no client certificate. A certificate that does
+   * not verify fails `start()` with a `ConfigurationError` that says so.
+   * @example new DistributedExecutor({ address: 'rediss://redis.internal:6380', tls: { ca: '/etc/weft/ca.pem' } })
+   */
+  tls?: TlsOptions;
 }
 
 const distributedKeys = optionKeys<DistributedExecutorOptions>({
@@ -90,6 +109,7 @@ export class DistributedExecutor extends BaseExecutor {
   readonly #debug: boolean;
   readonly #prefix: string;
   readonly #secrets: string[] | undefined;
+  readonly #tls: TlsMaterial | undefined;
   #cluster: LocalCluster | undefined;
   #live: WorkerInfo[] = [];
   #warned = new Set<string>();
@@ -127,7 +147,18 @@ export class DistributedExecutor extends BaseExecutor {
         `DistributedExecutor prefix ${JSON.stringify(prefix)} may only hold letters, digits, '_', '-', '.', '{' and '}'.`,
       );
     }
-    this.#prefix = prefix;
+    this.#prefix = effectivePrefix(prefix, options.address);
+    if (options.tls !== undefined && options.address === undefined)
+      throw new ConfigurationError(
+        'DistributedExecutor tls applies to a rediss:// address, but there is none: a local cluster runs on loopback without TLS. Pass address, or drop tls.',
+      );
+    this.#tls =
+      options.tls !== undefined
+        ? resolveTls(options.tls, 'DistributedExecutor tls')
+        : options.address !== undefined && /^rediss/i.test(options.address)
+          ? tlsFromEnvironment()
+          : undefined;
+    checkTlsAddress(this.#tls, options.address, 'DistributedExecutor tls');
     this.#secrets =
       options.secret === undefined
         ? secretsFromEnvironment()
@@ -183,6 +214,10 @@ export class DistributedExecutor extends BaseExecutor {
 
   get prefix(): string {
     return this.#prefix;
+  }
+
+  get tls(): TlsMaterial | undefined {
+    return this.#tls;
   }
 
   /** A signer over the secrets, for the runtime (the secrets stay private). */
@@ -253,6 +288,7 @@ class ClusterRuntime implements Runtime {
       wantsStarts: () => this.executor.wantsStarts(),
       onWorkers: (w) => this.executor.onWorkers(w),
       signer: this.executor.signer(),
+      ...(this.executor.tls ? { tls: this.executor.tls } : {}),
     });
     try {
       await this.#inner.start(host);
