@@ -88,6 +88,7 @@ const distributedKeys = optionKeys<DistributedExecutorOptions>({
   prefix: true,
   dashboard: true,
   secret: true,
+  tls: true,
 });
 
 /**
