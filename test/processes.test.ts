@@ -13,3 +13,15 @@ conformance(
   },
 );
 poolSpecifics('processes');
+
+// The same contract with several tasks in flight per worker.
+conformance(
+  'LocalPoolExecutor (processes, concurrency 4)',
+  () => new LocalPoolExecutor({ scheduler: 'processes', workers: 2, concurrency: 4 }),
+  {
+    inline: false,
+    immediate: false,
+    parallel: true,
+    single: () => new LocalPoolExecutor({ scheduler: 'processes', workers: 1, concurrency: 4 }),
+  },
+);

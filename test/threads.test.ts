@@ -13,3 +13,15 @@ conformance(
   },
 );
 poolSpecifics('threads');
+
+// The same contract with several tasks in flight per worker.
+conformance(
+  'LocalPoolExecutor (threads, concurrency 4)',
+  () => new LocalPoolExecutor({ scheduler: 'threads', workers: 2, concurrency: 4 }),
+  {
+    inline: false,
+    immediate: false,
+    parallel: true,
+    single: () => new LocalPoolExecutor({ scheduler: 'threads', workers: 1, concurrency: 4 }),
+  },
+);

@@ -1,7 +1,9 @@
 /**
  * Messages between the pool (parent) and a worker (thread or child process). Both sides batch:
  * one message carries many tasks or many results, which is what lifts throughput past one pool
- * call per task. A worker runs its tasks one at a time, in the order it received them.
+ * call per task. A worker starts its tasks in the order it received them and keeps up to
+ * `concurrency` of them in flight (an async task is in flight until its promise settles; a
+ * synchronous one holds the thread until it returns).
  *
  * Parent → worker
  *   `run`    (parent) tasks to append to the worker's queue; each: `id` (attempt id), `key`,
@@ -16,7 +18,10 @@
  * Worker → parent
  *   `ready`  (worker) the bootstrap has loaded; `pid` of the worker process.
  *   `batch`  (worker) `done`: results in completion order (value, error envelope, or aborted);
- *            `started`: id of a timed task that starts right after this message.
+ *            `started`: ids of tasks that started and that the parent cannot infer: a timed task
+ *            (sent right before it starts, since a timeout clock waits for it) and a task started
+ *            while another is in flight. The parent infers the rest: the oldest task a worker
+ *            holds is always running, since the worker starts tasks in the order it got them.
  *   `fatal`  (worker) an uncaught exception is about to end the worker; `error` is its envelope.
  */
 import type { ErrorEnvelope } from '../core/errors.js';
@@ -45,11 +50,13 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: 'ready'; pid: number }
-  | { t: 'batch'; done: WireResult[]; started?: number }
+  | { t: 'batch'; done: WireResult[]; started?: number[] }
   | { t: 'fatal'; error: ErrorEnvelope };
 
 /** What the parent tells a worker when it starts (workerData for threads, env for processes). */
 export interface WorkerSetup {
   name: string;
   boundary: 'thread' | 'process';
+  /** Tasks the worker keeps in flight at once (threads: workerData; processes: WEFT_WORKER_CONCURRENCY). */
+  concurrency: number;
 }

@@ -119,7 +119,11 @@ function spawnProcess(
     serialization: 'advanced',
     execArgv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, WEFT_WORKER_NAME: setup.name },
+    env: {
+      ...process.env,
+      WEFT_WORKER_NAME: setup.name,
+      WEFT_WORKER_CONCURRENCY: String(setup.concurrency),
+    },
   });
   let exited = false;
   const exitedPromise = new Promise<void>((resolve) => {

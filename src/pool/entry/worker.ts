@@ -1,7 +1,8 @@
 /**
  * The code that runs inside a pool worker (a worker thread or a child process). It finds each
  * task by module and name (importing the module, through tsx for TypeScript) or evaluates shipped
- * source, runs tasks one at a time in the order received, and reports results in batches.
+ * source, starts tasks in the order received with up to `concurrency` in flight at once, and
+ * reports results in batches.
  * Protocol: ../protocol.ts.
  */
 import { createRequire } from 'node:module';
@@ -16,9 +17,14 @@ import type { AnyFunction } from '../../core/types.js';
 import type { FromWorker, ToWorker, WireResult, WireTask, WorkerSetup } from '../protocol.js';
 
 const setup: WorkerSetup = isMainThread
-  ? { name: process.env.WEFT_WORKER_NAME ?? `processes-${process.pid}`, boundary: 'process' }
+  ? {
+      name: process.env.WEFT_WORKER_NAME ?? `processes-${process.pid}`,
+      boundary: 'process',
+      concurrency: Number(process.env.WEFT_WORKER_CONCURRENCY) || 1,
+    }
   : (workerData as WorkerSetup);
 const boundary = setup.boundary;
+const concurrency = setup.concurrency;
 
 const send: (message: FromWorker) => void = isMainThread
   ? (message) => {
@@ -97,25 +103,37 @@ function evaluateSource(source: string): AnyFunction {
 
 // ---- running tasks -----------------------------------------------------------------------
 
+interface Running {
+  task: WireTask;
+  /** Made on first use: most tasks never ask for their signal. */
+  controller: AbortController | undefined;
+}
+
 const queue: WireTask[] = [];
-/** The running task; its AbortController is made on first use (most tasks never ask). */
-let running: { task: WireTask; controller: AbortController | undefined } | undefined;
+/** Tasks started and not yet settled, by attempt id; async ones stay here across their awaits. */
+const running = new Map<number, Running>();
 let draining = false;
+let pumpScheduled = false;
 let pending: WireResult[] = [];
 let pendingSince = 0;
+/** Ids of started tasks the parent cannot infer (see protocol.ts), sent with the next batch. */
+let startedIds: number[] = [];
 /** Results wait at most this long for company before they are sent. */
 const flushAfterMs = 1;
 
 const crosses = (value: unknown): boolean => canCross(value, boundary);
 
-function flush(started?: number): void {
-  if (pending.length === 0 && started === undefined) return;
+function flush(): void {
+  if (pending.length === 0 && startedIds.length === 0) return;
   const done = pending;
+  const started = startedIds;
   pending = [];
+  startedIds = [];
   try {
-    send(started === undefined ? { t: 'batch', done } : { t: 'batch', done, started });
-  } catch (error) {
+    send(started.length === 0 ? { t: 'batch', done } : { t: 'batch', done, started });
+  } catch {
     // One value refused at send time (checked before, so rare): send results one by one.
+    if (started.length > 0) send({ t: 'batch', done: [], started });
     for (const result of done) {
       try {
         send({ t: 'batch', done: [result] });
@@ -126,8 +144,6 @@ function flush(started?: number): void {
         });
       }
     }
-    if (started !== undefined) send({ t: 'batch', done: [], started });
-    void error;
   }
 }
 
@@ -151,14 +167,42 @@ function success(task: WireTask, value: unknown): WireResult {
   return { id: task.id, ok: true, value };
 }
 
-/** Runs queued tasks one at a time; synchronous ones back to back without yielding. */
+/**
+ * An async task settled: report it and start the next queued task. With one slot this runs in a
+ * microtask, as a plain `await` would; with several it waits for the check phase, so that the
+ * tasks whose timers or sockets fired in one loop turn report in one message.
+ */
+function settledAsync(task: WireTask, result: WireResult): void {
+  running.delete(task.id);
+  finish(result);
+  if (pumpScheduled) return;
+  pumpScheduled = true;
+  if (concurrency === 1) queueMicrotask(pump);
+  else setImmediate(pump);
+}
+
+function pump(): void {
+  pumpScheduled = false;
+  if (draining) flush();
+  else void drain();
+}
+
+/**
+ * Starts queued tasks while fewer than `concurrency` are in flight. Synchronous tasks run back to
+ * back without yielding; an async one stays in flight while this goes on to the next.
+ */
 async function drain(): Promise<void> {
   if (draining) return;
   draining = true;
   try {
-    while (queue.length > 0) {
+    while (queue.length > 0 && running.size < concurrency) {
       const task = queue.shift()!;
-      if (task.timed) flush(task.id);
+      if (task.timed) {
+        startedIds.push(task.id);
+        flush();
+      } else if (running.size > 0) {
+        startedIds.push(task.id);
+      }
       let fn = resolveTask(refs.get(task.ref)!);
       if (!(typeof fn === 'function')) {
         try {
@@ -169,8 +213,8 @@ async function drain(): Promise<void> {
           continue;
         }
       }
-      const current: NonNullable<typeof running> = { task, controller: undefined };
-      running = current;
+      const current: Running = { task, controller: undefined };
+      running.set(task.id, current);
       const context = {
         get signal(): AbortSignal {
           return (current.controller ??= new AbortController()).signal;
@@ -187,25 +231,23 @@ async function drain(): Promise<void> {
         result = error;
       }
       if (!threw && isThenable(result)) {
-        flush(); // the task waits on something: report earlier results now
-        try {
-          finish(success(task, await result));
-        } catch (error) {
-          finish(failure(task, error));
-        }
-      } else {
-        finish(threw ? failure(task, result) : success(task, result));
+        // In flight: it reports when it settles. Tell the parent about what is done so far.
+        (result as PromiseLike<unknown>).then(
+          (value) => settledAsync(task, success(task, value)),
+          (error: unknown) => settledAsync(task, failure(task, error)),
+        );
+        if (running.size >= concurrency) break;
+        continue;
       }
-      running = undefined;
-      if (queue.length === 0) flush();
-      else if (performance.now() - pendingSince > flushAfterMs) {
+      running.delete(task.id);
+      finish(threw ? failure(task, result) : success(task, result));
+      if (queue.length > 0 && performance.now() - pendingSince > flushAfterMs) {
         flush();
         // Let abort and run messages in before going on.
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
   } finally {
-    running = undefined;
     draining = false;
     flush();
   }
@@ -229,8 +271,9 @@ function onMessage(message: ToWorker): void {
     }
     flush();
   } else if (message.t === 'abort') {
-    if (running && running.task.id === message.id) {
-      (running.controller ??= new AbortController()).abort(fromEnvelope(message.reason));
+    const target = running.get(message.id);
+    if (target) {
+      (target.controller ??= new AbortController()).abort(fromEnvelope(message.reason));
       return;
     }
     const index = queue.findIndex((t) => t.id === message.id);

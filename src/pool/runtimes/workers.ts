@@ -10,9 +10,14 @@
  * what a pool library would do here itself: spawn, pipeline, watch exits, replace. The figures
  * against piscina, tinypool and workerpool are in the README's benchmark table.
  *
- * Pipelining: each worker gets up to `depth` tasks ahead, where depth adapts to measured task
- * durations (about 1 ms of queued work; one task at a time for long tasks), so tiny tasks travel
- * in batches while long ones stay balanced across workers and priorities keep their meaning.
+ * Concurrency: a worker keeps up to `concurrency` tasks in flight (async tasks interleave at their
+ * awaits). Pipelining: on top of those, each worker gets tasks ahead, as many as adapt to measured
+ * task durations (about 1 ms of queued work; none for long tasks), so tiny tasks travel in batches
+ * while long ones stay balanced across workers and priorities keep their meaning.
+ *
+ * What the parent knows of a worker: `queue`, the attempts sent and not yet reported, in the order
+ * the worker starts them. The oldest is always running (the worker starts tasks in order); the
+ * worker names any other it starts (protocol.ts), so `Slot.started` is exact up to message lag.
  */
 import {
   TaskCancelledError,
@@ -44,11 +49,8 @@ interface PoolWorker {
   transport: WorkerTransport;
   pid: number | undefined;
   state: 'starting' | 'ready' | 'dead';
-  /** Sent and not yet reported, in the order the worker runs them: [0] is running or next. */
+  /** Sent and not yet reported, in the order the worker starts them: [0] is running. */
   queue: Attempt[];
-  /** Whether queue[0] has been reported started to the scheduler. */
-  headStarted: boolean;
-  headSince: number;
   outbox: WireTask[];
   /** Task references this worker has been sent, by the number it knows them by. */
   refs: Map<TaskRef, number>;
@@ -64,9 +66,14 @@ interface PoolWorker {
 
 interface Slot {
   worker: PoolWorker;
+  /** Reported started to the scheduler; `startedAt` is when (performance.now()). */
+  started: boolean;
+  startedAt: number;
   /** A steal request for it is on its way to the worker. */
   stealing: boolean;
   aborted: Error | undefined;
+  /** Grace period of an abort sent before the attempt was known to run; armed once it is. */
+  graceMs?: number;
   graceTimer: NodeJS.Timeout | undefined;
 }
 
@@ -79,6 +86,7 @@ export class WorkerPoolRuntime implements Runtime {
   readonly immediate = false;
   readonly #options: WorkerPoolOptions;
   readonly #maxDepth: number;
+  readonly #concurrency: number;
   #host: RuntimeHost | undefined;
   #workers: PoolWorker[] = [];
   #count = 0;
@@ -95,6 +103,7 @@ export class WorkerPoolRuntime implements Runtime {
     this.#options = options;
     this.boundary = options.scheduler === 'threads' ? 'thread' : 'process';
     this.#maxDepth = options.scheduler === 'threads' ? 64 : 128;
+    this.#concurrency = options.concurrency ?? 1;
   }
 
   async start(host: RuntimeHost): Promise<void> {
@@ -136,10 +145,11 @@ export class WorkerPoolRuntime implements Runtime {
     return Math.max(1, Math.min(this.#maxDepth, Math.ceil(1 / Math.max(avg, 0.001))));
   }
 
-  /** A worker stuck in a long task takes nothing more ahead of it. */
+  /** Its `concurrency` slots plus the pipeline; a worker stuck in a long task takes nothing ahead. */
   #depthFor(worker: PoolWorker, depth: number): number {
-    if (worker.headStarted && performance.now() - worker.headSince > 2) return 1;
-    return depth;
+    const head = worker.queue[0]?.slot as Slot | undefined;
+    if (head?.started && performance.now() - head.startedAt > 2) return this.#concurrency;
+    return this.#concurrency + depth - 1;
   }
 
   run(attempt: Attempt): void {
@@ -158,6 +168,8 @@ export class WorkerPoolRuntime implements Runtime {
     }
     const slot: Slot = {
       worker: target,
+      started: false,
+      startedAt: 0,
       stealing: false,
       aborted: undefined,
       graceTimer: undefined,
@@ -176,7 +188,7 @@ export class WorkerPoolRuntime implements Runtime {
       target.referenced = true;
       target.transport.ref();
     }
-    if (target.queue.length === 1) this.#headChanged(target);
+    if (target.queue.length === 1) this.#inferStart(target);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#flush());
@@ -215,7 +227,7 @@ export class WorkerPoolRuntime implements Runtime {
       worker.outbox.splice(unsent, 1);
       worker.queue.splice(index, 1);
       this.#host!.settled(attempt, { ok: false, error: reason });
-      if (index === 0) this.#headChanged(worker);
+      if (index === 0) this.#inferStart(worker);
       return;
     }
     worker.transport.send({
@@ -223,14 +235,20 @@ export class WorkerPoolRuntime implements Runtime {
       id: attempt.id,
       reason: toEnvelope(reason, (v) => canCross(v, this.boundary)),
     });
-    if (index === 0) {
-      slot.graceTimer = setTimeout(() => {
-        if (worker.queue[0] === attempt && worker.state !== 'dead') {
-          worker.stopping = reason;
-          void worker.transport.terminate();
-        }
-      }, graceMs);
-    }
+    // A queued one comes back as `aborted`; a running one must stop within the grace period.
+    if (slot.started) this.#armGrace(attempt, slot, graceMs);
+    else slot.graceMs = graceMs;
+  }
+
+  /** Stops the worker of an aborted, running attempt that is still running after `graceMs`. */
+  #armGrace(attempt: Attempt, slot: Slot, graceMs: number): void {
+    const worker = slot.worker;
+    slot.graceTimer = setTimeout(() => {
+      if (worker.state !== 'dead' && worker.queue.includes(attempt)) {
+        worker.stopping = slot.aborted;
+        void worker.transport.terminate();
+      }
+    }, graceMs);
   }
 
   async close(): Promise<void> {
@@ -277,8 +295,6 @@ export class WorkerPoolRuntime implements Runtime {
       pid: undefined,
       state: 'starting',
       queue: [],
-      headStarted: false,
-      headSince: 0,
       outbox: [],
       refs: new Map(),
       referenced: true,
@@ -291,7 +307,7 @@ export class WorkerPoolRuntime implements Runtime {
     };
     worker.transport = spawnWorker(
       this.#options.scheduler,
-      { name, boundary: this.boundary },
+      { name, boundary: this.boundary, concurrency: this.#concurrency },
       this.#options,
       {
         message: (m) => this.#onMessage(worker, m),
@@ -334,6 +350,12 @@ export class WorkerPoolRuntime implements Runtime {
 
   #onBatch(worker: PoolWorker, message: FromWorker & { t: 'batch' }): void {
     const host = this.#host!;
+    if (message.started) {
+      for (const id of message.started) {
+        const attempt = worker.queue.find((a) => a.id === id);
+        if (attempt) this.#markStarted(worker, attempt);
+      }
+    }
     for (const result of message.done) {
       const queue = worker.queue;
       const index = queue[0]?.id === result.id ? 0 : queue.findIndex((a) => a.id === result.id);
@@ -342,41 +364,30 @@ export class WorkerPoolRuntime implements Runtime {
       queue.splice(index, 1);
       const slot = attempt.slot as Slot;
       if (slot.graceTimer) clearTimeout(slot.graceTimer);
-      if ('stolen' in result) {
-        // Given back unstarted for an idle worker: run it again without counting an attempt.
+      if ('stolen' in result || 'aborted' in result) {
+        // Given back unstarted: for an idle worker (run it again without counting an attempt), or
+        // because it was aborted while queued.
         if (slot.aborted) host.settled(attempt, { ok: false, error: slot.aborted });
-        else host.requeue(attempt);
-        if (index === 0) this.#headChanged(worker);
+        else if ('stolen' in result) host.requeue(attempt);
+        else
+          host.settled(attempt, {
+            ok: false,
+            error: new TaskCancelledError('The task was aborted.'),
+          });
+        if (index === 0) this.#inferStart(worker);
         continue;
       }
-      let outcome: Outcome;
-      if (result.ok) outcome = { ok: true, value: result.value };
-      else if ('aborted' in result)
-        outcome = {
-          ok: false,
-          error: slot.aborted ?? new TaskCancelledError('The task was aborted.'),
-        };
-      else outcome = { ok: false, error: fromEnvelope(result.error) };
-      if (index === 0) {
-        const now = performance.now();
-        const sample = worker.headStarted ? now - worker.headSince : 0;
-        this.#avgMs = this.#avgMs === undefined ? sample : this.#avgMs * 0.8 + sample * 0.2;
-        worker.headStarted = false;
-        worker.headSince = now;
-        host.settled(attempt, outcome);
-        this.#headChanged(worker);
-      } else {
-        host.settled(attempt, outcome);
-      }
-    }
-    if (
-      message.started !== undefined &&
-      worker.queue[0]?.id === message.started &&
-      !worker.headStarted
-    ) {
-      worker.headStarted = true;
-      worker.headSince = performance.now();
-      host.started(worker.queue[0], worker.name);
+      // A task that ran and ended before the parent knew it started.
+      if (!slot.started) this.#markStarted(worker, attempt);
+      const sample = performance.now() - slot.startedAt;
+      this.#avgMs = this.#avgMs === undefined ? sample : this.#avgMs * 0.8 + sample * 0.2;
+      host.settled(
+        attempt,
+        result.ok
+          ? { ok: true, value: result.value }
+          : { ok: false, error: fromEnvelope(result.error) },
+      );
+      if (index === 0) this.#inferStart(worker);
     }
     if (worker.queue.length === 0) {
       this.#steal(worker);
@@ -397,9 +408,13 @@ export class WorkerPoolRuntime implements Runtime {
     let victim: PoolWorker | undefined;
     let spare = 0;
     for (const w of this.#workers) {
-      if (w === idle || w.state === 'dead' || !w.headStarted) continue;
+      if (w === idle || w.state === 'dead' || !(w.queue[0]?.slot as Slot | undefined)?.started)
+        continue;
       let n = 0;
-      for (let i = 1; i < w.queue.length; i++) if (!(w.queue[i]!.slot as Slot).stealing) n++;
+      for (let i = 1; i < w.queue.length; i++) {
+        const slot = w.queue[i]!.slot as Slot;
+        if (!slot.started && !slot.stealing && !slot.aborted) n++;
+      }
       if (n > spare) {
         spare = n;
         victim = w;
@@ -409,21 +424,33 @@ export class WorkerPoolRuntime implements Runtime {
     const ids: number[] = [];
     for (let i = victim.queue.length - 1; i >= 1 && ids.length < Math.ceil(spare / 2); i--) {
       const slot = victim.queue[i]!.slot as Slot;
-      if (slot.stealing || slot.aborted) continue;
+      if (slot.started || slot.stealing || slot.aborted) continue;
       slot.stealing = true;
       ids.push(victim.queue[i]!.id);
     }
     if (ids.length > 0) victim.transport.send({ t: 'steal', ids });
   }
 
-  /** queue[0] changed: report it started unless the worker will say so itself (timed tasks). */
-  #headChanged(worker: PoolWorker): void {
+  /**
+   * queue[0] changed: the worker runs it now, so report it started, unless the worker will say so
+   * itself (a timed task, whose timeout clock must start when it really does).
+   */
+  #inferStart(worker: PoolWorker): void {
     const head = worker.queue[0];
-    worker.headStarted = false;
-    if (!head || head.timeoutMs !== undefined) return;
-    worker.headStarted = true;
-    worker.headSince = performance.now();
-    this.#host!.started(head, worker.name);
+    if (head && head.timeoutMs === undefined) this.#markStarted(worker, head);
+  }
+
+  #markStarted(worker: PoolWorker, attempt: Attempt): void {
+    const slot = attempt.slot as Slot;
+    if (slot.started) return;
+    slot.started = true;
+    slot.startedAt = performance.now();
+    if (slot.aborted) {
+      if (slot.graceMs !== undefined && !slot.graceTimer)
+        this.#armGrace(attempt, slot, slot.graceMs);
+      return;
+    }
+    this.#host!.started(attempt, worker.name);
   }
 
   #onExit(worker: PoolWorker, code: number | null, signal: NodeJS.Signals | null): void {
@@ -492,19 +519,23 @@ export class WorkerPoolRuntime implements Runtime {
     const queue = worker.queue;
     worker.queue = [];
     worker.outbox = [];
-    queue.forEach((attempt, index) => {
+    let sharing = 0;
+    for (const attempt of queue) if ((attempt.slot as Slot).started) sharing++;
+    for (const attempt of queue) {
       const slot = attempt.slot as Slot;
       if (slot.graceTimer) clearTimeout(slot.graceTimer);
       if (slot.aborted) {
         host.settled(attempt, { ok: false, error: slot.aborted });
-      } else if (index === 0 && worker.headStarted && crash) {
-        host.settled(attempt, { ok: false, error: this.#blame(crash, attempt) });
-      } else if (index === 0 && worker.headStarted && intentional && this.#closing) {
+      } else if (slot.started && crash) {
+        host.settled(attempt, { ok: false, error: this.#blame(crash, attempt, sharing) });
+      } else if (slot.started && intentional && this.#closing) {
         host.settled(attempt, { ok: false, error: intentional });
       } else {
+        // Never started, or a neighbour of a task that ignored its abort: run it again elsewhere,
+        // without counting an attempt.
         host.requeue(attempt);
       }
-    });
+    }
   }
 
   #crashError(
@@ -536,8 +567,13 @@ export class WorkerPoolRuntime implements Runtime {
     );
   }
 
-  #blame(crash: WorkerCrashedError, attempt: Attempt): WorkerCrashedError {
-    const message = `${crash.message.slice(0, -1)} while running task '${attempt.name}' (key ${attempt.key}, attempt ${attempt.number}). The pool replaced the worker; other tasks were not affected. If the task exits the process or crashes natively, fix it; give it retries to run it again.`;
+  /** `sharing`: how many tasks were running on the worker when it died (this one included). */
+  #blame(crash: WorkerCrashedError, attempt: Attempt, sharing: number): WorkerCrashedError {
+    const running = `while running task '${attempt.name}' (key ${attempt.key}, attempt ${attempt.number})`;
+    const message =
+      sharing > 1
+        ? `${crash.message.slice(0, -1)} ${running}, one of ${sharing} tasks in flight on that worker (concurrency ${this.#concurrency}); each of them failed with this error. Any of them may have caused it: run them with concurrency 1 to find which. The pool replaced the worker; tasks on other workers were not affected. Give tasks retries to run them again.`
+        : `${crash.message.slice(0, -1)} ${running}. The pool replaced the worker; other tasks were not affected. If the task exits the process or crashes natively, fix it; give it retries to run it again.`;
     return new WorkerCrashedError(
       message,
       { exitCode: crash.exitCode, signal: crash.signal, worker: crash.worker },
