@@ -232,7 +232,7 @@ async function drain(): Promise<void> {
       }
       if (!threw && isThenable(result)) {
         // In flight: it reports when it settles. Tell the parent about what is done so far.
-        (result as PromiseLike<unknown>).then(
+        result.then(
           (value) => settledAsync(task, success(task, value)),
           (error: unknown) => settledAsync(task, failure(task, error)),
         );

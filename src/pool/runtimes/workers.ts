@@ -26,7 +26,7 @@ import {
   toEnvelope,
   type ErrorEnvelope,
 } from '../../core/errors.js';
-import type { Attempt, Outcome, Runtime, RuntimeHost, TaskRef } from '../../core/runtime.js';
+import type { Attempt, Runtime, RuntimeHost, TaskRef } from '../../core/runtime.js';
 import type { Boundary } from '../../core/values.js';
 import { canCross } from '../../core/values.js';
 import type { FromWorker, WireTask } from '../protocol.js';
