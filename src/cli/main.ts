@@ -70,7 +70,14 @@ program
     '--address <url>',
     'redis://, rediss:// or redis+cluster:// address of the cluster (default: WEFT_ADDRESS)',
   )
-  .option('--concurrency <n>', 'tasks run at once (default 1)')
+  .option(
+    '--concurrency <n>',
+    'tasks in flight at once; async tasks share pool workers at their awaits (default 1)',
+  )
+  .option(
+    '--pool-size <n>',
+    'threads or processes that run them (default: the smaller of --concurrency and the cores)',
+  )
   .option('--resources <list>', 'what this worker offers, e.g. GPU=2,mem=16')
   .option(
     '--import <module...>',

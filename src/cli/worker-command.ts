@@ -3,7 +3,7 @@
  * stops taking tasks, finishes the running ones and leaves.
  */
 import { ConfigurationError } from '../core/errors.js';
-import { parseWorkers } from '../core/config.js';
+
 import { startClusterWorker } from '../distributed/worker.js';
 import { parseAddress } from '../distributed/connection.js';
 import { secretsFromEnvironment, secretsFromFile } from '../distributed/signing.js';
@@ -12,6 +12,7 @@ import { checkTlsAddress, resolveTls, tlsFromEnvironment } from '../distributed/
 export interface WorkerCommandOptions {
   address?: string;
   concurrency?: string;
+  poolSize?: string;
   resources?: string;
   import?: string[];
   name?: string;
@@ -22,6 +23,17 @@ export interface WorkerCommandOptions {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+}
+
+/** Validates a positive integer flag such as `--concurrency 100`. */
+function parsePositive(value: string, flag: string): number {
+  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 1) {
+    throw new ConfigurationError(
+      `${flag} must be a positive integer, got ${JSON.stringify(value)}; write e.g. ${flag} 8.`,
+    );
+  }
+  return n;
 }
 
 /** Parses `GPU=2,mem=16` into `{ GPU: 2, mem: 16 }`; throws `ConfigurationError` naming the bad part. */
@@ -53,7 +65,14 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   }
   parseAddress(address, '--address');
   const concurrency =
-    options.concurrency === undefined ? 1 : parseWorkers(options.concurrency, '--concurrency');
+    options.concurrency === undefined ? 1 : parsePositive(options.concurrency, '--concurrency');
+  const poolSize =
+    options.poolSize === undefined ? undefined : parsePositive(options.poolSize, '--pool-size');
+  if (poolSize !== undefined && poolSize > concurrency) {
+    throw new ConfigurationError(
+      `--pool-size ${poolSize} is larger than --concurrency ${concurrency}: a pool worker without a task to run would sit idle. Pass a --pool-size between 1 and ${concurrency}, or raise --concurrency.`,
+    );
+  }
   const resources = options.resources ? parseResourceList(options.resources) : {};
   const pool = options.pool ?? 'threads';
   if (pool !== 'threads' && pool !== 'processes') {
@@ -80,6 +99,7 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   const handle = await startClusterWorker({
     address,
     concurrency,
+    ...(poolSize === undefined ? {} : { poolSize }),
     resources,
     imports: options.import ?? [],
     ...(options.name ? { name: options.name } : {}),

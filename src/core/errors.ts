@@ -15,6 +15,17 @@ export class WeftError extends Error {
   }
 }
 
+/** Builds an error without capturing a stack trace (for errors made in bulk, such as cancels). */
+export function withoutStack<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** `submit`/`map` before `start()` or after `shutdown()`, or `start()` twice. */
 export class ExecutorStateError extends WeftError {
   override readonly code = 'EXECUTOR_STATE';

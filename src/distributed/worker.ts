@@ -6,7 +6,7 @@
  * and admits a task only while its own resources have room (BullMQ has no resource matching).
  */
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, type Job } from 'bullmq';
@@ -52,8 +52,13 @@ import {
 
 export interface ClusterWorkerOptions {
   address: string;
-  /** Tasks run at once (pool size). Default 1. */
+  /** Tasks in flight at once on this worker (default 1). */
   concurrency?: number;
+  /**
+   * Threads (or processes) that run them (default: the smaller of `concurrency` and the number of
+   * cores). Async tasks share them: each runs up to ceil(concurrency / poolSize) tasks at once.
+   */
+  poolSize?: number;
   /** What this worker offers, e.g. { GPU: 2 }. */
   resources?: Record<string, number>;
   /** Modules to load at start (paths relative to the working directory). */
@@ -107,6 +112,7 @@ export async function startClusterWorker(
   };
   const k = keys(prefix);
   const concurrency = options.concurrency ?? 1;
+  const poolSize = options.poolSize ?? Math.min(concurrency, availableParallelism());
   const offer = options.resources ?? {};
   const name = options.name ?? `${hostname()}-${process.pid}`;
   const log = options.log ?? (() => undefined);
@@ -185,7 +191,8 @@ export async function startClusterWorker(
   let attemptIds = 0;
   const pool = new WorkerPoolRuntime({
     scheduler: options.pool ?? 'threads',
-    workers: concurrency,
+    workers: poolSize,
+    concurrency: Math.ceil(concurrency / poolSize),
   });
   const host: RuntimeHost = {
     started: (attempt) => {
@@ -499,7 +506,7 @@ export async function startClusterWorker(
   const beat = setInterval(() => void heartbeat().catch(() => undefined), 2000);
   beat.unref();
   log(
-    `worker ${name} joined ${redactAddress(options.address)} (${signer ? `signed jobs only, ${signer.size} secret(s)` : 'no secret: runs unsigned jobs'}, concurrency ${concurrency}${
+    `worker ${name} joined ${redactAddress(options.address)} (${signer ? `signed jobs only, ${signer.size} secret(s)` : 'no secret: runs unsigned jobs'}, concurrency ${concurrency} on ${poolSize} ${options.pool ?? 'threads'}${
       Object.keys(offer).length
         ? `, resources ${Object.entries(offer)
             .map(([a, b]) => `${a}=${b}`)
