@@ -73,3 +73,10 @@ describe('LocalExecutor specifics', () => {
     });
   });
 });
+
+// The same contract with a cap on async tasks in flight.
+conformance('LocalExecutor (concurrency 2)', () => new LocalExecutor({ concurrency: 2 }), {
+  inline: true,
+  immediate: true,
+  parallel: false,
+});

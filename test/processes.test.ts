@@ -1,5 +1,6 @@
 import { LocalPoolExecutor } from 'weftjs';
 import { conformance } from './conformance/suite.js';
+import { concurrencySpecifics } from './pool/concurrency.js';
 import { poolSpecifics } from './pool/specifics.js';
 
 conformance(
@@ -25,3 +26,4 @@ conformance(
     single: () => new LocalPoolExecutor({ scheduler: 'processes', workers: 1, concurrency: 4 }),
   },
 );
+concurrencySpecifics('processes');

@@ -320,7 +320,8 @@ export class Scheduler implements RuntimeHost {
       this.#runtime.immediate &&
       !this.#pumping &&
       this.#settling === 0 &&
-      this.#ready.size === 0
+      this.#ready.size === 0 &&
+      this.#runtime.capacity() > 0
     ) {
       // LocalExecutor: run inside submit, without touching the queue, while it has a free slot.
       if (this.#runtime.capacity() > 0 && this.#canRun(record)) {
