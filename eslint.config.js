@@ -51,6 +51,7 @@ export default tseslint.config(
         setInterval: 'readonly',
         clearInterval: 'readonly',
         queueMicrotask: 'readonly',
+        fetch: 'readonly',
       },
     },
   },
