@@ -7,7 +7,8 @@
 //   W3  64 tasks of ~25 ms CPU each (a fixed loop, see work.js): speedup over running them
 //       serially in the main thread
 //   W4  200 tasks each given its own 1 MiB Uint8Array, returning its length: MiB/s
-// Plus ("extras") LocalExecutor's submit overhead, the heap cost of 100,000 pending futures, and
+// With the cluster rows: W1 with a secret against without, and W1/W2 over TLS against TCP
+// (bench/trust.js). Plus ("extras") LocalExecutor's submit overhead, the heap cost of 100,000 pending futures, and
 // the cost of the event stream (W1 on threads with and without a listener).
 //
 // --quick    fewer iterations, a smoke run (results.md is left alone)
@@ -21,6 +22,7 @@ import { Tinypool } from 'tinypool';
 import workerpool from 'workerpool';
 import { LocalExecutor, LocalPoolExecutor } from '../dist/index.js';
 import { benchDistributed } from './distributed.js';
+import { benchSecret, benchTls } from './trust.js';
 import { block, bytes, cpu, noop } from './tasks.js';
 import { calibrate, spin } from './work.js';
 
@@ -234,6 +236,7 @@ async function main() {
       } catch (error) {
         notes.push(`Distributed rows not measured: ${error?.message ?? error}`);
       }
+      if (want('w1')) notes.push(...(await trustNotes()));
     } else {
       notes.push('Distributed rows not measured (--no-distributed).');
     }
@@ -257,6 +260,36 @@ async function main() {
     writeFileSync(new URL('./results.md', import.meta.url), `${table}\n`);
     log('written to bench/results.md');
   }
+}
+
+function fmt(v, digits = 0) {
+  return v === undefined
+    ? '–'
+    : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+/** The cost of a secret and of TLS on the cluster, as result lines. */
+async function trustNotes() {
+  const lines = [];
+  try {
+    const s = await benchSecret({ quick });
+    lines.push(
+      `Cluster W1 with a secret (signed jobs and results): ${fmt(s.signed)} tasks/s against ${fmt(s.plain)} without, ${fmt(((s.plain - s.signed) / s.plain) * 100, 1)}% slower (medians of ${s.rounds} interleaved rounds, two local clusters of 2 worker processes).`,
+    );
+    log('secret done');
+  } catch (error) {
+    lines.push(`Secret cost not measured: ${error?.message ?? error}`);
+  }
+  try {
+    const t = await benchTls({ quick });
+    lines.push(
+      `Cluster over mutual TLS against plain TCP (own redis-server each, 2 weft worker processes each, ${t.rounds} interleaved rounds): W1 ${fmt(t.tls.w1)} against ${fmt(t.tcp.w1)} tasks/s (${fmt(((t.tcp.w1 - t.tls.w1) / t.tcp.w1) * 100, 1)}% slower); W2 p50 ${fmt(t.tls.p50)} against ${fmt(t.tcp.p50)} µs, p99 ${fmt(t.tls.p99)} against ${fmt(t.tcp.p99)} µs.`,
+    );
+    log('tls done');
+  } catch (error) {
+    lines.push(`TLS cost not measured: ${error?.message ?? error}`);
+  }
+  return lines;
 }
 
 /** LocalExecutor submit overhead, heap per pending future, event-stream cost. */
@@ -323,10 +356,6 @@ function render(rows, extras, { serialW3Ms, iterations, notes, load }) {
     if (values.length === 0) return undefined;
     return higher ? Math.max(...values) : Math.min(...values);
   };
-  const fmt = (v, digits = 0) =>
-    v === undefined
-      ? '–'
-      : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const ratio = (row, key, higher) => {
     if (!row.runner.startsWith('weft') || row[key] === undefined) return '';
     const b = best(row.kind, key, higher);
