@@ -22,6 +22,7 @@ describe('the packed package', () => {
       const packed = execFileSync('npm', ['pack', '--pack-destination', dir, '--silent'], {
         cwd: root,
         encoding: 'utf8',
+        timeout: 60_000,
       })
         .trim()
         .split('\n')

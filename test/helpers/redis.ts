@@ -34,7 +34,7 @@ export function freePort(): Promise<number> {
 export async function startRedis(
   options: { appendonly?: boolean; password?: string } = {},
 ): Promise<TestRedis> {
-  const check = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  const check = spawnSync('redis-server', ['--version'], { encoding: 'utf8', timeout: 10_000 });
   if (check.error || check.status !== 0) {
     throw new Error(
       'These tests need redis-server on PATH and it is not there. Install it (Debian/Ubuntu: sudo apt-get install redis-server); .ci/run does this in CI.',
@@ -69,9 +69,9 @@ export async function startRedis(
           ...(options.password ? ['-a', options.password, '--no-auth-warning'] : []),
           'ping',
         ],
-        { encoding: 'utf8' },
+        { encoding: 'utf8', timeout: 2_000 },
       );
-      if (ping.stdout.trim() === 'PONG') return;
+      if (ping.stdout?.trim() === 'PONG') return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`redis-server on port ${port} did not answer PING within 10 s`);
@@ -105,7 +105,7 @@ export async function startRedis(
           ...(options.password ? ['-a', options.password, '--no-auth-warning'] : []),
           ...cmd,
         ],
-        { encoding: 'utf8' },
+        { encoding: 'utf8', timeout: 10_000 },
       ).stdout;
     },
   };

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { freePort, removeDir } from './redis.js';
 
 function need(command: string, args: string[], install: string): void {
-  const check = spawnSync(command, args, { encoding: 'utf8' });
+  const check = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
   if (check.error || check.status !== 0)
     throw new Error(
       `These tests need ${command} on PATH and it is not there. Install it (Debian/Ubuntu: sudo apt-get install ${install}); .ci/run does this in CI.`,
@@ -18,7 +18,8 @@ function need(command: string, args: string[], install: string): void {
 }
 
 function run(command: string, args: string[], cwd: string): string {
-  const result = spawnSync(command, args, { cwd, encoding: 'utf8' });
+  // Bounded: `redis-cli --cluster create` waits forever for nodes that cannot meet.
+  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 60_000 });
   if (result.error || result.status !== 0)
     throw new Error(
       `${command} ${args.join(' ')} failed (${result.status}): ${result.stderr || result.error?.message}`,
@@ -164,6 +165,7 @@ export async function startTlsRedis(pki: TestPki, authClients: boolean): Promise
   const cli = (...cmd: string[]): string =>
     spawnSync('redis-cli', ['-p', String(port), ...tlsCliArgs(pki), ...cmd], {
       encoding: 'utf8',
+      timeout: 10_000,
     }).stdout;
   const server = await launch(
     [
@@ -207,12 +209,16 @@ export async function startRedisCluster(): Promise<SecureRedis> {
   need('redis-server', ['--version'], 'redis-server');
   need('redis-cli', ['--version'], 'redis-tools');
   const ports = [await freePort(), await freePort(), await freePort()];
+  // Each node's cluster bus gets its own free port: the default (port + 10000) is out of range
+  // for ports above 55535, where the kernel's ephemeral range reaches, and may be taken.
+  const busPorts = [await freePort(), await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), 'weft-redis-cluster-'));
   const cli = (port: number, ...cmd: string[]): string =>
-    spawnSync('redis-cli', ['-p', String(port), ...cmd], { encoding: 'utf8' }).stdout;
+    spawnSync('redis-cli', ['-p', String(port), ...cmd], { encoding: 'utf8', timeout: 10_000 })
+      .stdout;
   const servers: { stop: () => Promise<void> }[] = [];
   try {
-    for (const port of ports) {
+    for (const [i, port] of ports.entries()) {
       servers.push(
         await launch(
           [
@@ -230,6 +236,8 @@ export async function startRedisCluster(): Promise<SecureRedis> {
             'yes',
             '--cluster-config-file',
             `nodes-${port}.conf`,
+            '--cluster-port',
+            String(busPorts[i]),
             '--cluster-node-timeout',
             '5000',
           ],
