@@ -30,6 +30,7 @@ export {
   WorkerCrashedError,
   ResourceUnavailableError,
   SignatureError,
+  ValueLostError,
 } from './core/errors.js';
 export type {
   Executor,

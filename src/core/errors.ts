@@ -108,6 +108,21 @@ export class SignatureError extends WeftError {
   override readonly code = 'SIGNATURE';
 }
 
+/**
+ * A value stored in the cluster is gone before a task or a caller could read it: evicted under
+ * Redis's `maxmemory`, lost in a restart without persistence, or deleted at `shutdown()`.
+ * `task` is the key of the future whose value it was.
+ */
+export class ValueLostError extends WeftError {
+  override readonly code = 'VALUE_LOST';
+  /** Key of the future whose value was lost. */
+  readonly task: string;
+  constructor(message: string, task: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.task = task;
+  }
+}
+
 const weftErrorClasses: Record<string, new (message: string, ...rest: any[]) => Error> = {
   WeftError,
   ExecutorStateError,
@@ -120,6 +135,7 @@ const weftErrorClasses: Record<string, new (message: string, ...rest: any[]) => 
   WorkerCrashedError,
   ResourceUnavailableError,
   SignatureError,
+  ValueLostError,
 };
 
 const standardErrorClasses: Record<string, ErrorConstructor> = {

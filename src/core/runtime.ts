@@ -31,6 +31,8 @@ export interface Attempt {
   readonly ref: TaskRef | undefined;
   /** Arguments with every future replaced by its value. */
   readonly args: unknown[];
+  /** Some arguments are `RemoteValue`s (values stored in a cluster), which the worker fetches. */
+  readonly storedInputs?: boolean;
   /** Milliseconds; the runtime reports the start so the scheduler can time it. */
   readonly timeoutMs: number | undefined;
   /** Free slot for the runtime's own bookkeeping. */
@@ -70,6 +72,12 @@ export interface Runtime {
    * stops its worker. The scheduler has already settled the task; later reports are ignored.
    */
   abort(attempt: Attempt, reason: Error, graceMs: number): void;
+  /**
+   * Keeps `value` where workers read it (a cluster's Redis) and returns what stands for it (a
+   * `RemoteValue`); `key` names it in messages. Absent: values stay in the caller. Throws
+   * `SerializationError` for a value that cannot be stored.
+   */
+  store?(value: unknown, key: string): unknown;
   /** Releases every worker, handle and timer. Attempts still running are stopped. */
   close(): Promise<void>;
 }

@@ -16,6 +16,7 @@ import {
 import type { EventHub } from './events.js';
 import { WeftFuture, sourceOf, type FutureSource } from './future.js';
 import { ReadyQueue } from './ready-queue.js';
+import { RemoteValue } from './remote.js';
 import type { Attempt, Outcome, Runtime, RuntimeHost, TaskRef } from './runtime.js';
 import { shippableSource } from './source.js';
 import { definitionOf, describeValue, isTask, projectPathOf, type TaskDefinition } from './task.js';
@@ -36,6 +37,16 @@ export interface SchedulerOptions {
 }
 
 const noArgs: unknown[] = [];
+
+/** What a finished task's future resolves to: its value, loaded first if it stayed in the cluster. */
+function loaded(value: unknown): unknown {
+  return value instanceof RemoteValue ? value.load() : value;
+}
+
+/** Stands for `scatter`ed values in keys, events and messages. */
+const scatterDefinition = definitionOf(function scatter(value: unknown): unknown {
+  return value;
+});
 /** One reference object per task definition, shared by all its submissions. */
 const moduleRefs = new WeakMap<TaskDefinition, TaskRef>();
 
@@ -66,6 +77,8 @@ class TaskRecord implements FutureSource<unknown> {
   worker: string | undefined;
   /** Values of futures from another copy of weft, once they resolved. */
   foreign: Map<FutureLike, unknown> | undefined;
+  /** Some arguments are values stored in the cluster (`RemoteValue`s), fetched by the worker. */
+  storedInputs = false;
   #promise: Promise<unknown> | undefined;
   #resolve: ((value: unknown) => void) | undefined;
   #reject: ((error: unknown) => void) | undefined;
@@ -96,7 +109,7 @@ class TaskRecord implements FutureSource<unknown> {
 
   promise(): Promise<unknown> {
     if (!this.#promise) {
-      if (this.status === 'finished') this.#promise = Promise.resolve(this.value);
+      if (this.status === 'finished') this.#promise = Promise.resolve(loaded(this.value));
       else if (this.status === 'error' || this.status === 'cancelled')
         this.#promise = Promise.reject(this.value);
       else {
@@ -128,7 +141,7 @@ class TaskRecord implements FutureSource<unknown> {
     this.current = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (status === 'finished') this.#resolve?.(value);
+    if (status === 'finished') this.#resolve?.(loaded(value));
     else this.#reject?.(value);
     const listeners = this.listeners;
     this.listeners = undefined;
@@ -174,6 +187,24 @@ export class Scheduler implements RuntimeHost {
   }
 
   // ---- submission -------------------------------------------------------------------------
+
+  /**
+   * A finished future holding `value`. A runtime with a store (a cluster) keeps the value there
+   * once, and tasks that take the future get a reference their workers fetch.
+   */
+  scatter(value: unknown): WeftFuture<unknown> {
+    if (!this.#accepting) {
+      throw new ExecutorStateError(
+        `${this.#label} is shutting down; scatter values before calling shutdown(), or start it again.`,
+      );
+    }
+    const boundary = this.#runtime.boundary;
+    if (boundary) assertCrossable(value, 'value', boundary);
+    const record = new TaskRecord(this, scatterDefinition, undefined, noArgs, this.#seq++);
+    const stored = this.#runtime.store ? this.#runtime.store(value, record.key) : value;
+    record.settle('finished', stored);
+    return new WeftFuture(record);
+  }
 
   submit(fn: unknown, args: unknown[]): WeftFuture<unknown> {
     if (!this.#accepting) {
@@ -311,7 +342,10 @@ export class Scheduler implements RuntimeHost {
     if (record.args.length > 0) {
       record.args = substituteFutures(record.args, (f) => {
         const source = sourceOf(f);
-        return source instanceof TaskRecord ? source.value : record.foreign?.get(f);
+        const value = source instanceof TaskRecord ? source.value : record.foreign?.get(f);
+        // A value stored in the cluster goes as its reference: the task's worker fetches it.
+        if (value instanceof RemoteValue) record.storedInputs = true;
+        return value;
       }) as unknown[];
       record.foreign = undefined;
     }
@@ -410,6 +444,7 @@ export class Scheduler implements RuntimeHost {
       definition: record.definition,
       ref: record.ref,
       args: record.args,
+      storedInputs: record.storedInputs,
       timeoutMs: record.definition.options.timeoutMs,
       record,
       reported: false,

@@ -158,6 +158,11 @@ export interface Executor {
   ): Future<Awaited<ReturnType<F>>>[];
   /** Resolves every future inside arrays and plain objects; rejects with the first task error. */
   wait<T>(value: T): Promise<Resolved<T>>;
+  /**
+   * A finished future holding `value`, to pass to many tasks (`unmapped(future)` in `map`). On a
+   * cluster the value is stored there once and each worker fetches it at most once while cached.
+   */
+  scatter<T>(value: T): Future<T>;
   /** Task and worker events. */
   readonly events: ExecutorEvents;
   /** URL of the live dashboard, when one is running. */

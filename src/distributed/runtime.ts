@@ -15,6 +15,7 @@ import {
   toEnvelope,
   type ErrorEnvelope,
 } from '../core/errors.js';
+import { RemoteValue } from '../core/remote.js';
 import type { Attempt, Runtime, RuntimeHost } from '../core/runtime.js';
 import { canCross, type Boundary } from '../core/values.js';
 import {
@@ -38,9 +39,11 @@ import {
   resourceSignature,
   retentionSeconds,
   type JobData,
+  type StoredRef,
   type WireAttempt,
   type WorkerInfo,
 } from './wire.js';
+import { ValueStore, lost } from './values.js';
 import { SerializationError } from '../core/errors.js';
 
 export interface DistributedRuntimeOptions {
@@ -92,6 +95,16 @@ export class DistributedRuntime implements Runtime {
   #watched = false;
   #jobs = 0;
   #refilling = true;
+  // ---- values stored in Redis (values.ts) ----
+  #values: ValueStore | undefined;
+  #scattered = 0;
+  /** Scattered values still being written: jobs that may use them wait for these. */
+  readonly #storing = new Set<Promise<void>>();
+  /** Keys of this client's stored values not yet deleted. */
+  readonly #storedKeys = new Set<string>();
+  /** Deletes a stored value once nothing can use it: no future, no pending task holds its reference. */
+  readonly #unreachable = new FinalizationRegistry<string>((key) => this.#release(key));
+  #releasing: string[] = [];
 
   constructor(options: DistributedRuntimeOptions) {
     this.#options = options;
@@ -105,6 +118,11 @@ export class DistributedRuntime implements Runtime {
     this.#redis = connect(target, `weft-client-${this.clientId}`);
     await waitForRedis(this.#redis, target, 15_000);
     this.#reader = connect(target, `weft-client-${this.clientId}-results`);
+    // The client reads a value once (its RemoteValue keeps it): no byte cache here.
+    this.#values = new ValueStore(this.#redis, this.#options.prefix, {
+      signer: this.#options.signer,
+      cacheBytes: 0,
+    });
     try {
       await this.#refreshRegistry();
     } catch (error) {
@@ -144,6 +162,53 @@ export class DistributedRuntime implements Runtime {
     }
   }
 
+  store(value: unknown, key: string): RemoteValue {
+    let bytes: Buffer;
+    try {
+      bytes = encode(value);
+    } catch (cause) {
+      throw new SerializationError(
+        `scatter(): the value cannot be serialized for the cluster (${(cause as Error).message}).`,
+        'value',
+        { cause },
+      );
+    }
+    if (bytes.length > maxPayloadBytes)
+      throw new SerializationError(
+        `scatter(): the value is ${bytes.length} bytes once serialized, over the cluster's limit of ${maxPayloadBytes} bytes (Redis holds every value in memory). Pass a reference (a path or URL) instead of the data.`,
+        'value',
+      );
+    const storeKey = this.#values!.key(this.clientId, `s${++this.#scattered}`);
+    const writing = this.#values!.put(storeKey, bytes, retentionSeconds).catch(() => {
+      // Its readers report the value as lost (ValueLostError), naming the scatter.
+    });
+    this.#storing.add(writing);
+    void writing.then(() => this.#storing.delete(writing));
+    return this.#remote({ k: storeKey, n: bytes.length }, key);
+  }
+
+  /** A reference to a value this client's work stored, deleted once unreachable. */
+  #remote(ref: StoredRef, task: string): RemoteValue {
+    const remote: RemoteValue = new RemoteValue(ref.k, task, ref.n, async () => {
+      if (this.#closing || !this.#storedKeys.has(ref.k)) throw lost(remote);
+      return decode(await this.#values!.get(remote));
+    });
+    this.#storedKeys.add(ref.k);
+    this.#unreachable.register(remote, ref.k);
+    return remote;
+  }
+
+  #release(key: string): void {
+    if (!this.#storedKeys.delete(key) || this.#closing) return;
+    this.#releasing.push(key);
+    if (this.#releasing.length > 1) return;
+    setImmediate(() => {
+      const keys = this.#releasing;
+      this.#releasing = [];
+      if (!this.#closing) void this.#values!.delete(keys).catch(() => undefined);
+    });
+  }
+
   abort(attempt: Attempt, _reason: Error): void {
     if (!this.#inflight.delete(attempt.id)) return;
     const redis = this.#redis!;
@@ -180,6 +245,7 @@ export class DistributedRuntime implements Runtime {
       await redis
         .del(this.#keys.out(this.clientId), this.#keys.cancelled(this.clientId))
         .catch(() => undefined);
+      await this.#deleteValues().catch(() => undefined);
     }
     await Promise.all(
       [...this.#queues.values()].map((q) =>
@@ -190,6 +256,28 @@ export class DistributedRuntime implements Runtime {
     await Promise.all(this.#releases.splice(0).map((release) => release()));
     if (redis && live) await redis.quit().catch(() => redis.disconnect());
     else redis?.disconnect();
+  }
+
+  /** Deletes every value this client's work stored: those it knows, and any it never heard of. */
+  async #deleteValues(): Promise<void> {
+    const known = [...this.#storedKeys];
+    this.#storedKeys.clear();
+    await this.#values!.delete(known);
+    // Results of attempts cancelled while they ran are stored without the client hearing of them.
+    const redis = this.#redis!;
+    if ('nodes' in redis) return; // each shard would need its own SCAN; their TTL cleans them up
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(
+        cursor,
+        'MATCH',
+        this.#values!.pattern(this.clientId),
+        'COUNT',
+        1000,
+      );
+      cursor = next;
+      if (found.length > 0) await redis.del(...found);
+    } while (cursor !== '0');
   }
 
   // ---- sending ----------------------------------------------------------------------------
@@ -230,6 +318,7 @@ export class DistributedRuntime implements Runtime {
             n: a.number,
             ref: a.ref!,
             timed: a.timeoutMs !== undefined || wantsStarts,
+            ...(a.storedInputs ? { v: 1 as const } : {}),
           })),
         };
         const signer = this.#options.signer;
@@ -289,6 +378,8 @@ export class DistributedRuntime implements Runtime {
           .catch(() => undefined);
       }
       try {
+        // Scattered values are in Redis before any job that names them.
+        if (this.#storing.size > 0) await Promise.all(this.#storing);
         await Promise.all(
           stored.map(([key, bytes]) => redis.set(key, bytes, 'EX', retentionSeconds)),
         );
@@ -390,7 +481,11 @@ export class DistributedRuntime implements Runtime {
       else if (field === 'h') signature = v.toString();
     }
     const attempt = this.#inflight.get(id);
-    if (!attempt) return;
+    if (!attempt) {
+      // The attempt was cancelled while it ran: nobody will read what it stored.
+      if (status === 'ref' && value) void this.#dropRef(value);
+      return;
+    }
     const host = this.#host!;
     const signer = this.#options.signer;
     if (
@@ -414,11 +509,25 @@ export class DistributedRuntime implements Runtime {
     try {
       if (status === 'ok')
         host.settled(attempt, { ok: true, value: value ? decode(value) : undefined });
+      else if (status === 'ref')
+        host.settled(attempt, {
+          ok: true,
+          value: this.#remote(decode(value!) as StoredRef, attempt.key),
+        });
       else
         host.settled(attempt, { ok: false, error: fromEnvelope(decode(value!) as ErrorEnvelope) });
     } catch (error) {
       host.settled(attempt, { ok: false, error });
     }
+  }
+
+  async #dropRef(payload: Buffer): Promise<void> {
+    const ref = decode(payload) as StoredRef;
+    if (
+      typeof ref?.k === 'string' &&
+      ref.k.startsWith(this.#values!.pattern(this.clientId).slice(0, -1))
+    )
+      await this.#values!.delete([ref.k]).catch(() => undefined);
   }
 
   async #refreshRegistry(): Promise<void> {

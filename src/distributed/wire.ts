@@ -33,9 +33,11 @@
  *   JobData.pk  the P:arg key holding it
  *   JobData.s   with a secret: the client's HMAC of the job (see signing.ts), checked by the
  *               worker before it decodes or runs anything
- * Result stream entries: `i` attempt id, `s` status (`started` | `ok` | `error` | `crashed`),
- * `w` worker name, `v` v8 payload (the value, or the error envelope), `h` with a secret: the
- * worker's HMAC of the entry, checked by the client before it decodes `v`.
+ * Result stream entries: `i` attempt id, `s` status (`started` | `ok` | `ref` | `error` |
+ * `crashed`), `w` worker name, `v` v8 payload (the value, the error envelope, or for `ref` where
+ * the value is stored: see values.ts), `h` with a secret: the worker's HMAC of the entry, checked
+ * by the client before it decodes `v`.
+ *   P':val:<clientId>:<id>             a result of 64 KiB or more, or a scattered value (values.ts)
  */
 import { deserialize, serialize } from 'node:v8';
 import type { TaskRef } from '../core/runtime.js';
@@ -50,6 +52,8 @@ export interface WireAttempt {
   ref: TaskRef;
   /** The client waits for a `started` entry (a timeout clock or a listener needs it). */
   timed: boolean;
+  /** Some arguments are references to values stored in Redis (see values.ts): fetch them. */
+  v?: 1;
 }
 
 export interface JobData {
@@ -60,7 +64,14 @@ export interface JobData {
   s?: string;
 }
 
-export type ResultStatus = 'started' | 'ok' | 'error' | 'crashed';
+/** `ref`: the value is stored in Redis; the entry's payload is a `StoredRef`. */
+export type ResultStatus = 'started' | 'ok' | 'ref' | 'error' | 'crashed';
+
+/** Where a `ref` result's value is: its key and size. */
+export interface StoredRef {
+  k: string;
+  n: number;
+}
 
 /** What each worker publishes about itself in P:workers. */
 export interface WorkerInfo {

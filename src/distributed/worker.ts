@@ -21,6 +21,7 @@ import {
 import type { TaskEvent } from '../core/events.js';
 import type { Attempt, Outcome, RuntimeHost, TaskRef } from '../core/runtime.js';
 import { importModule } from '../core/modules.js';
+import { isRefMarker, replaceMarkers, type RefMarker } from '../core/remote.js';
 import { optionDefaults } from '../core/options.js';
 import { definitionOf, projectRoot } from '../core/task.js';
 import { canCross } from '../core/values.js';
@@ -47,8 +48,10 @@ import {
   satisfies,
   type JobData,
   type ResultStatus,
+  type StoredRef,
   type WorkerInfo,
 } from './wire.js';
+import { ValueStore, storeThresholdBytes } from './values.js';
 
 export interface ClusterWorkerOptions {
   address: string;
@@ -80,6 +83,8 @@ export interface ClusterWorkerOptions {
   secret?: string[];
   /** CA, client certificate and key for a rediss:// address, each PEM text or a file path. */
   tls?: TlsOptions;
+  /** Bytes of stored values (inputs and results) this worker keeps in memory; default 256 MiB. */
+  cacheBytes?: number;
   /** Called with log lines (never containing passwords or secrets). */
   log?: (line: string) => void;
 }
@@ -147,6 +152,8 @@ export async function startClusterWorker(
     subscriber.disconnect();
     throw error;
   }
+
+  const values = new ValueStore(redis, prefix, { signer, cacheBytes: options.cacheBytes });
 
   // ---- resources: admission --------------------------------------------------------------
   const free: Record<string, number> = { ...offer };
@@ -259,9 +266,42 @@ export async function startClusterWorker(
     number: number,
     status: ResultStatus,
     payload: unknown,
+  ): Promise<void> =>
+    sendReport(
+      client,
+      id,
+      key,
+      number,
+      status,
+      payload === undefined ? undefined : encode(payload),
+    );
+  /**
+   * Reports a task's value: inline when small; else stored in Redis (and kept in this worker's
+   * cache for tasks that need it here), with only its reference on the client's stream.
+   */
+  const reportValue = async (
+    client: string,
+    id: number,
+    key: string,
+    number: number,
+    value: unknown,
+  ): Promise<void> => {
+    const bytes = value === undefined ? undefined : encode(value);
+    if (!bytes || bytes.length < storeThresholdBytes)
+      return sendReport(client, id, key, number, 'ok', bytes);
+    const ref: StoredRef = { k: values.key(client, id), n: bytes.length };
+    await values.put(ref.k, bytes, retentionSeconds);
+    return sendReport(client, id, key, number, 'ref', encode(ref));
+  };
+  const sendReport = (
+    client: string,
+    id: number,
+    key: string,
+    number: number,
+    status: ResultStatus,
+    bytes: Buffer | undefined,
   ): Promise<void> => {
     const fields: (string | Buffer)[] = ['i', String(id), 's', status, 'w', name];
-    const bytes = payload === undefined ? undefined : encode(payload);
     if (bytes) fields.push('v', bytes);
     if (signer)
       fields.push('h', signer.sign(resultParts(client, id, key, number, status, name, bytes)));
@@ -288,6 +328,22 @@ export async function startClusterWorker(
       return `Worker ${name} cannot find the module of task '${ref.name}' (key ${wire.k}): neither ${fileURLToPath(ref.moduleUrl)} nor ${relative} exists on this machine. Start the worker from a checkout of the same project (its working directory inside it).`;
     }
     return undefined;
+  };
+
+  /** A task's arguments with every reference to a stored value replaced by the value. */
+  const withStoredInputs = async (args: unknown[]): Promise<unknown[]> => {
+    const markers: RefMarker[] = [];
+    replaceMarkers(args, (marker) => (markers.push(marker), marker));
+    const payloads = await Promise.all(markers.map((marker) => values.get(marker)));
+    // Each value decoded once per task, however often the arguments name it.
+    const decoded = new Map<string, unknown>();
+    markers.forEach((marker, i) => {
+      const key = marker['@weft/ref'];
+      if (!decoded.has(key)) decoded.set(key, decode(payloads[i]!));
+    });
+    return replaceMarkers(args, (marker) =>
+      isRefMarker(marker) ? decoded.get(marker['@weft/ref']) : marker,
+    ) as unknown[];
   };
 
   // ---- taking jobs -----------------------------------------------------------------------
@@ -351,6 +407,15 @@ export async function startClusterWorker(
           );
           return;
         }
+        let args = argLists[index] ?? [];
+        if (wire.v) {
+          try {
+            args = await withStoredInputs(args);
+          } catch (error) {
+            await report(data.c, wire.i, wire.k, wire.n, 'error', toEnvelope(error, crossable));
+            return;
+          }
+        }
         // Tasks holding resources wait for room; the rest go straight to the pool, which runs
         // `concurrency` at once and pipelines the others (admitting them one by one would make
         // a chunk of tiny tasks pay a full round trip each).
@@ -367,7 +432,7 @@ export async function startClusterWorker(
               number: wire.n,
               definition: placeholderDefinition,
               ref,
-              args: argLists[index] ?? [],
+              args,
               timeoutMs: wire.timed ? 1 : undefined,
               client: data.c,
               done,
@@ -391,7 +456,7 @@ export async function startClusterWorker(
               ...(outcome.ok ? {} : { error: describeError(outcome.error) }),
             });
           }
-          if (outcome.ok) await report(data.c, wire.i, wire.k, wire.n, 'ok', outcome.value);
+          if (outcome.ok) await reportValue(data.c, wire.i, wire.k, wire.n, outcome.value);
           else
             await report(
               data.c,

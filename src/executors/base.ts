@@ -199,6 +199,16 @@ export abstract class BaseExecutor implements Executor {
     return waitFor(value);
   }
 
+  /**
+   * A finished future holding `value`. Pass it (or `unmapped(future)` in `map`) to many tasks: on a
+   * cluster the value is stored once and each worker fetches it at most once while it keeps it,
+   * instead of the value travelling with every task. Throws `SerializationError` for a value that
+   * cannot reach this executor's workers.
+   */
+  scatter<T>(value: T): Future<T> {
+    return this.#active('scatter').scatter(value) as Future<T>;
+  }
+
   #active(method: string): Scheduler {
     const scheduler = this.#scheduler;
     if (!scheduler || this.#shutdown) {
