@@ -179,7 +179,7 @@ export class DistributedRuntime implements Runtime {
         'value',
       );
     const storeKey = this.#values!.key(this.clientId, `s${++this.#scattered}`);
-    const writing = this.#values!.put(storeKey, bytes, retentionSeconds).catch(() => {
+    const writing = this.#values!.put(storeKey, bytes, retentionSeconds, value).catch(() => {
       // Its readers report the value as lost (ValueLostError), naming the scatter.
     });
     this.#storing.add(writing);
@@ -191,7 +191,7 @@ export class DistributedRuntime implements Runtime {
   #remote(ref: StoredRef, task: string): RemoteValue {
     const remote: RemoteValue = new RemoteValue(ref.k, task, ref.n, async () => {
       if (this.#closing || !this.#storedKeys.has(ref.k)) throw lost(remote);
-      return decode(await this.#values!.get(remote));
+      return this.#values!.get(remote);
     });
     this.#storedKeys.add(ref.k);
     this.#unreachable.register(remote, ref.k);

@@ -8,14 +8,16 @@
  * value. The bytes are the value's v8 payload; with a secret they are prefixed by a 32-byte
  * HMAC over the key and the payload, so a value changed or moved in Redis is refused.
  *
- * Both sides keep a byte-bounded cache of values they stored or fetched: a task that lands on the
- * worker that made (or already fetched) its input pays no round trip, and requests for a value
- * already on its way share that fetch.
+ * A worker keeps a byte-bounded cache of the values it stored or fetched, decoded: a task that
+ * lands on the worker that made (or already fetched) its input pays no round trip and no decoding
+ * (each task still gets its own copy: the pool clones arguments into its thread or process), and
+ * requests for a value already on its way share that fetch.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { SignatureError, ValueLostError } from '../core/errors.js';
 import type { RefMarker } from '../core/remote.js';
 import type { Signer } from './signing.js';
+import { decode } from './wire.js';
 
 /** Results this large or larger stay in Redis; smaller ones travel inline with their notice. */
 export const storeThresholdBytes = 64 * 1024;
@@ -29,11 +31,11 @@ export class ValueStore {
   readonly #bare: string;
   readonly #signer: Signer | undefined;
   readonly #cacheBytes: number;
-  /** Least recently used first. */
-  readonly #cache = new Map<string, Buffer>();
+  /** Decoded values and their stored size, least recently used first. */
+  readonly #cache = new Map<string, { value: unknown; bytes: number }>();
   #cached = 0;
   /** Fetches on their way, shared by everyone who asks for the same value meanwhile. */
-  readonly #inflight = new Map<string, Promise<Buffer>>();
+  readonly #inflight = new Map<string, Promise<unknown>>();
   /** Keys asked for in this turn of the event loop: fetched together. */
   #batch:
     | Map<string, { resolve: (b: Buffer | undefined) => void; reject: (e: unknown) => void }>
@@ -60,31 +62,33 @@ export class ValueStore {
     return `${this.#bare}:val:${clientId}:*`;
   }
 
-  /** Stores `bytes` under `key` for at most `ttlSeconds`, and keeps them in the cache. */
-  async put(key: string, bytes: Buffer, ttlSeconds: number): Promise<void> {
+  /** Stores `bytes` (the encoding of `value`) under `key` for at most `ttlSeconds`, and caches `value`. */
+  async put(key: string, bytes: Buffer, ttlSeconds: number, value: unknown): Promise<void> {
     await this.#redis.set(key, this.#seal(key, bytes), 'EX', ttlSeconds);
-    this.#remember(key, bytes);
+    this.#remember(key, value, bytes.length);
   }
 
   /**
-   * The payload stored under `marker`'s key; rejects with `ValueLostError` when it is gone and
-   * `SignatureError` when its seal does not match. Calls in one turn share one round trip.
+   * The value stored under `marker`'s key, decoded; rejects with `ValueLostError` when it is gone
+   * and `SignatureError` when its seal does not match. Keys asked for in one turn share one round
+   * trip.
    */
-  get(marker: RefMarker): Promise<Buffer> {
+  get(marker: RefMarker): Promise<unknown> {
     const key = marker['@weft/ref'];
     const hit = this.#cache.get(key);
     if (hit) {
       this.#cache.delete(key);
       this.#cache.set(key, hit);
-      return Promise.resolve(hit);
+      return Promise.resolve(hit.value);
     }
     let pending = this.#inflight.get(key);
     if (!pending) {
       pending = this.#fetch(key).then((stored) => {
         if (stored === undefined) throw lost(marker);
         const bytes = this.#open(marker, stored);
-        this.#remember(key, bytes);
-        return bytes;
+        const value = decode(bytes);
+        this.#remember(key, value, bytes.length);
+        return value;
       });
       this.#inflight.set(key, pending);
       const done = (): boolean => this.#inflight.delete(key);
@@ -139,16 +143,16 @@ export class ValueStore {
     }
   }
 
-  /** Caches a value's checked payload (least recently used values go first). */
-  #remember(key: string, bytes: Buffer): void {
-    if (bytes.length > this.#cacheBytes) return;
+  /** Caches a decoded value, counted by its stored size (least recently used values go first). */
+  #remember(key: string, value: unknown, bytes: number): void {
+    if (bytes > this.#cacheBytes) return;
     this.#forget(key);
-    this.#cache.set(key, bytes);
-    this.#cached += bytes.length;
-    for (const [old, value] of this.#cache) {
+    this.#cache.set(key, { value, bytes });
+    this.#cached += bytes;
+    for (const [old, entry] of this.#cache) {
       if (this.#cached <= this.#cacheBytes) break;
       this.#cache.delete(old);
-      this.#cached -= value.length;
+      this.#cached -= entry.bytes;
     }
   }
 
@@ -156,7 +160,7 @@ export class ValueStore {
     const old = this.#cache.get(key);
     if (!old) return;
     this.#cache.delete(key);
-    this.#cached -= old.length;
+    this.#cached -= old.bytes;
   }
 
   // ---- seals ------------------------------------------------------------------------------

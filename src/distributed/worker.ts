@@ -21,7 +21,7 @@ import {
 import type { TaskEvent } from '../core/events.js';
 import type { Attempt, Outcome, RuntimeHost, TaskRef } from '../core/runtime.js';
 import { importModule } from '../core/modules.js';
-import { isRefMarker, replaceMarkers, type RefMarker } from '../core/remote.js';
+import { replaceMarkers, type RefMarker } from '../core/remote.js';
 import { optionDefaults } from '../core/options.js';
 import { definitionOf, projectRoot } from '../core/task.js';
 import { canCross } from '../core/values.js';
@@ -290,7 +290,7 @@ export async function startClusterWorker(
     if (!bytes || bytes.length < storeThresholdBytes)
       return sendReport(client, id, key, number, 'ok', bytes);
     const ref: StoredRef = { k: values.key(client, id), n: bytes.length };
-    await values.put(ref.k, bytes, retentionSeconds);
+    await values.put(ref.k, bytes, retentionSeconds, value);
     return sendReport(client, id, key, number, 'ref', encode(ref));
   };
   const sendReport = (
@@ -334,16 +334,9 @@ export async function startClusterWorker(
   const withStoredInputs = async (args: unknown[]): Promise<unknown[]> => {
     const markers: RefMarker[] = [];
     replaceMarkers(args, (marker) => (markers.push(marker), marker));
-    const payloads = await Promise.all(markers.map((marker) => values.get(marker)));
-    // Each value decoded once per task, however often the arguments name it.
-    const decoded = new Map<string, unknown>();
-    markers.forEach((marker, i) => {
-      const key = marker['@weft/ref'];
-      if (!decoded.has(key)) decoded.set(key, decode(payloads[i]!));
-    });
-    return replaceMarkers(args, (marker) =>
-      isRefMarker(marker) ? decoded.get(marker['@weft/ref']) : marker,
-    ) as unknown[];
+    const found = await Promise.all(markers.map((marker) => values.get(marker)));
+    const byKey = new Map(markers.map((marker, i) => [marker['@weft/ref'], found[i]]));
+    return replaceMarkers(args, (marker) => byKey.get(marker['@weft/ref'])) as unknown[];
   };
 
   // ---- taking jobs -----------------------------------------------------------------------

@@ -307,6 +307,9 @@ class ClusterRuntime implements Runtime {
   abort(attempt: Attempt, reason: Error): void {
     this.#inner!.abort(attempt, reason);
   }
+  store(value: unknown, key: string): unknown {
+    return this.#inner!.store(value, key);
+  }
   async close(): Promise<void> {
     await this.#inner?.close();
     if (this.local) await this.executor.release();

@@ -46,3 +46,18 @@ export const nap = task(async function nap(ms: number, value: number): Promise<n
   await new Promise((r) => setTimeout(r, ms));
   return value;
 });
+
+/** `size` bytes, each `fill`: a big value for the data tests. */
+export const bytes = task(function bytes(size: number, fill: number): Uint8Array {
+  return new Uint8Array(size).fill(fill);
+});
+
+/** A copy of `input` with every byte one higher. */
+export const bump = task(function bump(input: Uint8Array): Uint8Array {
+  return input.map((b) => b + 1);
+});
+
+/** The length of `input` and its first byte, plus `extra`. */
+export const summary = task(function summary(input: Uint8Array, extra = 0): number[] {
+  return [input.length, input[0] ?? -1, extra];
+});
