@@ -32,12 +32,12 @@ interface Cluster {
   redis: TestRedis;
   workers: ChildProcess[];
   /** Bytes Redis sent to the client (through the proxy). */
-  clientRead(): number;
+  clientRead: () => number;
   executor: DistributedExecutor;
   /** Redis's own count of bytes it sent to everyone. */
-  netOutput(): number;
+  netOutput: () => number;
   /** Keys of stored values in Redis now. */
-  valueKeys(): string[];
+  valueKeys: () => string[];
 }
 
 async function cluster(
@@ -101,7 +101,7 @@ describe('DistributedExecutor: data stays in the cluster', () => {
       // Asked for, a value comes to the client: once.
       const value = await second;
       expect(value).toBeInstanceOf(Uint8Array);
-      expect((value as Uint8Array)[0]).toBe(2);
+      expect(value[0]).toBe(2);
       expect(clientRead() - readBefore).toBeGreaterThan(8 * MiB);
       expect(clientRead() - readBefore).toBeLessThan(9 * MiB);
     },
