@@ -482,7 +482,9 @@ export class DistributedRuntime implements Runtime {
     }
     const attempt = this.#inflight.get(id);
     if (!attempt) {
-      // The attempt was cancelled while it ran: nobody will read what it stored.
+      // The attempt was cancelled while it ran: nobody will read what it stored. (A second
+      // report of an attempt that ran twice, its job taken again after a lost lock, names the
+      // key the first one did: that value is in use.)
       if (status === 'ref' && value) void this.#dropRef(value);
       return;
     }
@@ -525,6 +527,7 @@ export class DistributedRuntime implements Runtime {
     const ref = decode(payload) as StoredRef;
     if (
       typeof ref?.k === 'string' &&
+      !this.#storedKeys.has(ref.k) &&
       ref.k.startsWith(this.#values!.pattern(this.clientId).slice(0, -1))
     )
       await this.#values!.delete([ref.k]).catch(() => undefined);

@@ -469,6 +469,15 @@ export async function startClusterWorker(
 
   const workers = new Map<string, Worker<JobData>>();
   const releases: (() => Promise<void>)[] = [];
+  /**
+   * BullMQ workers are made with `autorun: false` and run once the worker has joined: a BullMQ
+   * worker that runs while its connection is refused a command (an ACL user without INFO) was
+   * seen spinning and starving the event loop instead of failing.
+   */
+  let joined = false;
+  const run = (worker: Worker<JobData>, queue: string): void => {
+    worker.run().catch((error: Error) => log(`queue ${queue} stopped: ${error.message}`));
+  };
   const listen = (signature: string): void => {
     const queue = queueName(signature);
     if (workers.has(queue)) return;
@@ -488,6 +497,7 @@ export async function startClusterWorker(
       drainDelay: 1,
       removeOnComplete: { count: 0 },
       removeOnFail: { age: retentionSeconds, count: 1000 },
+      autorun: false,
     });
     worker.on('error', (error) => log(`queue ${queue}: ${error.message}`));
     worker.on('failed', (job, error) => {
@@ -511,6 +521,11 @@ export async function startClusterWorker(
         );
     });
     workers.set(queue, worker);
+    if (joined)
+      void worker.waitUntilReady().then(
+        () => run(worker, queue),
+        (error: Error) => log(`queue ${queue} could not start: ${error.message}`),
+      );
   };
 
   // ---- registry --------------------------------------------------------------------------
@@ -531,12 +546,16 @@ export async function startClusterWorker(
     watched = seen?.[1] === 1;
   };
   try {
+    // What BullMQ needs first, asked on this worker's own connection: a refusal fails here, at once.
+    await redis.info('server');
     listen('');
     for (const signature of await redis.smembers(k.sigs)) listen(signature);
     await subscriber.subscribe(k.control);
     await heartbeat();
     // BullMQ checks the server (INFO) before it takes jobs: a refusal fails the start, not later.
     await Promise.all([...workers.values()].map((w) => w.waitUntilReady()));
+    joined = true;
+    for (const [queue, worker] of workers) run(worker, queue);
   } catch (error) {
     await Promise.all([...workers.values()].map((w) => w.close(true).catch(() => undefined)));
     await Promise.all(releases.map((release) => release()));
