@@ -8,20 +8,21 @@ import { redactAddress } from '../distributed/wire.js';
 import { startDashboard } from '../dashboard/server.js';
 
 export async function dashboardCommand(options: {
-  address: string;
+  address?: string;
   port?: string;
   prefix?: string;
 }): Promise<void> {
-  parseAddress(options.address, '--address');
-  const port = options.port === undefined ? undefined : Number(options.port);
-  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+  const address = options.address ?? process.env.WEFT_ADDRESS?.trim();
+  if (!address) {
     throw new ConfigurationError(
-      `--port must be a port number (0-65535), got ${JSON.stringify(options.port)}.`,
+      'weft dashboard needs --address redis://host:port (or WEFT_ADDRESS): the Redis of the cluster to watch.',
     );
   }
-  const watch = await watchCluster(options.address, options.prefix);
+  parseAddress(address, '--address');
+  const port = options.port === undefined ? undefined : parsePort(options.port);
+  const watch = await watchCluster(address, options.prefix);
   const dashboard = await startDashboard(watch.events, {
-    label: `cluster ${redactAddress(options.address)}`,
+    label: `cluster ${redactAddress(address)}`,
     ...(port === undefined ? {} : { port }),
   });
   process.stderr.write(`Dashboard: ${dashboard.url}\n`);
@@ -31,4 +32,14 @@ export async function dashboardCommand(options: {
   });
   await dashboard.close();
   await watch.close();
+}
+
+function parsePort(text: string): number {
+  const port = /^\d+$/.test(text.trim()) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(port) || port > 65535) {
+    throw new ConfigurationError(
+      `--port must be a port number (0-65535), got ${JSON.stringify(text)}.`,
+    );
+  }
+  return port;
 }

@@ -4,10 +4,12 @@
  * `dashboard`.
  */
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { inspect } from 'node:util';
+import { Command, CommanderError } from 'commander';
 import { executorNames } from '../core/config.js';
 import { ConfigurationError } from '../core/errors.js';
-import { CliError, formatError, runCommand } from './run.js';
+import { CliError, runCommand } from './run.js';
+import { formatError } from './report.js';
 import type { WorkerCommandOptions } from './worker-command.js';
 
 // dist/cli/main.js -> the package's own package.json.
@@ -22,8 +24,10 @@ program
   .description(
     'Run tasks on pluggable executors: in the caller, on worker threads, child processes, or a cluster.',
   )
-  .showHelpAfterError()
-  .configureOutput({ outputError: (text, write) => write(text) });
+  // Usage errors (an unknown flag or command, a missing argument) throw instead of exiting, so
+  // that they exit 2 like every other bad argument; see the catch at the end.
+  .exitOverride()
+  .showSuggestionAfterError();
 
 program
   .command('run')
@@ -46,6 +50,10 @@ program
     '--workers <n>',
     'number of workers for threads, processes and local clusters (default: WEFT_WORKERS, else one per CPU)',
   )
+  .option(
+    '--concurrency <n>',
+    'tasks in flight per worker; on local, in all (default: WEFT_CONCURRENCY, else 1; local: no limit)',
+  )
   .option('--dashboard', 'serve a live dashboard on 127.0.0.1 while the job runs')
   .option('--port <n>', 'dashboard port (default: a free one)')
   .addHelpText(
@@ -53,6 +61,7 @@ program
     `
 Examples:
   weft run job.js --executor threads --workers 4
+  weft run crawl.js --executor threads --workers 2 --concurrency 100   async tasks share a worker
   weft run job.ts --executor processes        TypeScript jobs and tasks load through tsx
   WEFT_EXECUTOR=distributed WEFT_ADDRESS=redis://10.0.0.5:6379 weft run job.js
 
@@ -105,18 +114,30 @@ program
 program
   .command('dashboard')
   .description('serve a live dashboard of a running cluster on 127.0.0.1')
-  .requiredOption('--address <url>', 'redis:// or rediss:// URL of the cluster')
+  .option('--address <url>', 'redis:// or rediss:// URL of the cluster (default: WEFT_ADDRESS)')
   .option('--port <n>', 'port (default: a free one)')
   .option('--prefix <prefix>', 'Redis key prefix of the cluster (default weft)')
-  .action(async (options: { address: string; port?: string; prefix?: string }) =>
+  .action(async (options: { address?: string; port?: string; prefix?: string }) =>
     (await import('./dashboard-command.js')).dashboardCommand(options),
   );
+
+// Every command says what went wrong in its own name and points at its own help, rather than
+// printing the whole help after the error.
+for (const command of [program, ...program.commands]) {
+  const name = command === program ? 'weft' : `weft ${command.name()}`;
+  command.showHelpAfterError(`Run \`${name} --help\` for its options.`).configureOutput({
+    outputError: (text, write) => write(text.replace(/^error: /, `${name}: `)),
+  });
+}
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
   const command = program.args[0] ?? '';
-  if (error instanceof CliError) {
+  if (error instanceof CommanderError) {
+    // Commander has printed the message (or the help, or the version): 0 for those, 2 for usage.
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else if (error instanceof CliError) {
     process.stderr.write(`${error.message}\n`);
     process.exitCode = error.exitCode;
   } else {
@@ -124,10 +145,11 @@ try {
     // Bad arguments or configuration exit 2, like a usage error; anything else 1.
     process.exitCode = error instanceof ConfigurationError ? 2 : 1;
   }
-  const cause = error instanceof CliError ? error.cause : error;
+  const cause =
+    error instanceof CommanderError ? undefined : error instanceof CliError ? error.cause : error;
   // Same test as readEnvironment(), which may itself be what failed.
   const debug = /^(1|true|yes|on)$/i.test(process.env.WEFT_DEBUG?.trim() ?? '');
-  if (debug && cause instanceof Error && cause.stack) {
-    process.stderr.write(`${cause.stack}\n`);
+  if (debug && cause !== undefined) {
+    process.stderr.write(`WEFT_DEBUG: the error in full:\n${inspect(cause, { depth: 8 })}\n`);
   }
 }

@@ -9,6 +9,7 @@ import { inspect } from 'node:util';
 import { ConfigurationError } from '../core/errors.js';
 import { importModule } from '../core/modules.js';
 import { parseExecutorName, parseWorkers, readEnvironment } from '../core/config.js';
+import { parseConcurrencyText } from '../core/options.js';
 import type { ExecutorName } from '../core/config.js';
 import type { Executor } from '../core/types.js';
 import { LocalExecutor } from '../executors/local.js';
@@ -17,17 +18,19 @@ import { DistributedExecutor } from '../executors/distributed.js';
 import { defaultExecutor } from '../executors/default.js';
 import type { DashboardOption } from '../executors/base.js';
 import { progress } from '../progress/progress.js';
+import { describeFailure, formatError } from './report.js';
 
 /** Options of `weft run`, as commander hands them over (strings, unvalidated). */
 export interface RunOptions {
   executor?: string;
   address?: string;
   workers?: string;
+  concurrency?: string;
   dashboard?: boolean;
   port?: string;
 }
 
-/** A failure `main` prints as it is (no stack unless WEFT_DEBUG), then exits with `exitCode`. */
+/** A failure `main` prints as it is (the full error too with WEFT_DEBUG), then exits with `exitCode`. */
 export class CliError extends Error {
   constructor(
     message: string,
@@ -104,7 +107,8 @@ export async function runCommand(file: string, options: RunOptions): Promise<voi
     throw new CliError(`weft run: ${file} interrupted.`, interruptedExitCode);
   }
   if (failure) {
-    throw new CliError(`weft run: ${file} failed: ${formatError(failure.error)}`, 1, {
+    const described = await describeFailure(failure.error, path);
+    throw new CliError(`weft run: ${file} failed: ${described}`, 1, {
       cause: failure.error,
     });
   }
@@ -115,12 +119,6 @@ export async function runCommand(file: string, options: RunOptions): Promise<voi
         : inspect(result, { depth: 6, colors: process.stdout.isTTY === true });
     process.stdout.write(`${text}\n`);
   }
-}
-
-/** `RangeError: message`; a thrown non-Error as `inspect` shows it. */
-export function formatError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return typeof error === 'string' ? error : inspect(error, { depth: 2, breakLength: Infinity });
 }
 
 function makeExecutor(options: RunOptions): { executor: Executor; name: ExecutorName } {
@@ -135,10 +133,10 @@ function makeExecutor(options: RunOptions): { executor: Executor; name: Executor
     name = 'distributed'; // an address names a cluster: nothing else could use it
   } else {
     name = env.executor ?? 'local';
-    if (workers === undefined && !dashboard && options.address === undefined) {
-      return { executor: defaultExecutor(), name };
-    }
+    const flags = [workers, options.concurrency, dashboard, options.address];
+    if (flags.every((flag) => flag === undefined)) return { executor: defaultExecutor(), name };
   }
+  const concurrency = concurrencyFor(name, options.concurrency, env.concurrency);
   if (options.address !== undefined && name !== 'distributed') {
     throw new ConfigurationError(
       `--address is for --executor distributed, but the executor is ${name}. Drop --address or add --executor distributed.`,
@@ -149,16 +147,51 @@ function makeExecutor(options: RunOptions): { executor: Executor; name: Executor
       `weft run: --workers has no effect on the ${name} executor, which runs tasks in this thread; use --executor threads or processes to run them in parallel.\n`,
     );
   }
-  return { executor: construct(name, workers, dashboard, options.address ?? env.address), name };
+  const address = options.address ?? env.address;
+  return { executor: construct(name, { workers, concurrency, dashboard, address }), name };
+}
+
+/**
+ * `--concurrency`, else `WEFT_CONCURRENCY`, checked against the executor it is for: `Infinity`
+ * only on `local`, nothing but 1 on `synchronous`.
+ */
+function concurrencyFor(
+  name: ExecutorName,
+  flag: string | undefined,
+  fromEnvironment: number | undefined,
+): number | undefined {
+  const source = flag === undefined ? 'WEFT_CONCURRENCY' : '--concurrency';
+  const value =
+    flag === undefined ? fromEnvironment : parseConcurrencyText(flag, source, name === 'local');
+  if (value === undefined) return undefined;
+  if (value === Number.POSITIVE_INFINITY && name !== 'local') {
+    throw new ConfigurationError(
+      `${source} is Infinity, which only the local executor takes; the ${name} executor needs a positive integer (tasks in flight per worker).`,
+    );
+  }
+  if (name === 'synchronous' && value !== 1) {
+    throw new ConfigurationError(
+      `${source} is ${value}, but the synchronous executor runs one task at a time. Leave it out (or 1), or use --executor threads or processes.`,
+    );
+  }
+  return value;
+}
+
+interface ExecutorSettings {
+  workers: number | undefined;
+  concurrency: number | undefined;
+  dashboard: DashboardOption | undefined;
+  address: string | undefined;
 }
 
 function construct(
   name: ExecutorName,
-  workers: number | undefined,
-  dashboard: DashboardOption | undefined,
-  address: string | undefined,
+  { workers, concurrency, dashboard, address }: ExecutorSettings,
 ): Executor {
-  const common = dashboard === undefined ? {} : { dashboard };
+  const common = {
+    ...(dashboard === undefined ? {} : { dashboard }),
+    ...(concurrency === undefined ? {} : { concurrency }),
+  };
   switch (name) {
     case 'local':
       return new LocalExecutor(common);
@@ -203,7 +236,9 @@ async function loadJob(path: string, file: string): Promise<Job> {
     module = (await importJob(path, file)) as Record<string, unknown>;
   } catch (error) {
     if (error instanceof CliError) throw error;
-    throw new CliError(`weft run: ${file} could not be loaded: ${formatError(error)}`, 1, {
+    ignoreDuplicateRejection(error);
+    const described = await describeFailure(error, path);
+    throw new CliError(`weft run: ${file} could not be loaded: ${described}`, 1, {
       cause: error,
     });
   }
@@ -225,6 +260,17 @@ async function loadJob(path: string, file: string): Promise<Job> {
     );
   }
   return job as Job;
+}
+
+/**
+ * When an ES module imports a CommonJS module that does not compile, Node 20 rejects the
+ * `import()` and, with the same error, a promise of its own that nobody handles, which would
+ * print the error a second time as a crash. The process is about to report `error` and exit.
+ */
+function ignoreDuplicateRejection(error: unknown): void {
+  process.on('unhandledRejection', (reason) => {
+    if (reason !== error) throw reason;
+  });
 }
 
 function namedExports(module: Record<string, unknown>): string {
