@@ -92,6 +92,19 @@ describe('weft run', () => {
     expect(run.stderr).toContain('--address');
   });
 
+  it(
+    'runs examples/crawl.js with --concurrency as the README shows',
+    { timeout: 60_000 },
+    async () => {
+      const run = await weft(
+        ...['run', 'examples/crawl.js', '--executor', 'threads', '--workers', '2'],
+        ...['--concurrency', '100'],
+      );
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/^2000 pages \(\d+ bytes\) in [\d.]+ s/);
+    },
+  );
+
   it('--concurrency caps the tasks the executor keeps in flight', { timeout: 60_000 }, async () => {
     const file = job(`
       export default async (executor) => {
