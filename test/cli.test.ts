@@ -199,6 +199,20 @@ describe('weft run: what a failure prints', () => {
     expect(run.stderr).toContain('    4 |   b: 2\n      |   ^\n');
   });
 
+  it('shows the place of a syntax error in a TypeScript module the job imports (through tsx)', async () => {
+    const dir = project({
+      'job.ts':
+        'import { total } from "./sum.js";\nexport default async (): Promise<number> => total;\n',
+      'sum.ts': 'export const total: number = 1;\nconst table = {\n  a: 1\n  b: 2\n};\n',
+    });
+    const run = await weft('run', join(dir, 'job.ts'));
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(
+      `at ${join(dir, 'sum.ts')}:4:3 (imported by ${join(dir, 'job.ts')})`,
+    );
+    expect(run.stderr).toContain('    4 |   b: 2\n      |   ^\n');
+  });
+
   it('shows the place of a syntax error in the job itself, a missing export, a broken CommonJS module, an import() the job runs', async () => {
     const dir = project({
       'self.mjs': 'export default async () => {\n  return 1 +;\n};\n',

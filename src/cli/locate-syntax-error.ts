@@ -5,6 +5,8 @@
  * only "Unexpected identifier 'b'". This walks the job's imports (static, and `import()` and
  * `require()` of string literals) from the job down, parses each file with acorn to find the
  * broken one, and asks `node --check` about that file for V8's own message, line and column.
+ * TypeScript's errors come from tsx's esbuild with their place in the message; the walk still
+ * gives the imports that led there.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -23,11 +25,16 @@ export interface SyntaxErrorLocation {
   column: number;
   /** The offending line of source, as it is in the file. */
   sourceLine: string;
-  /** V8's message, e.g. `Unexpected identifier 'b'`. */
+  /** `SyntaxError`, or `TransformError` for TypeScript that esbuild (through tsx) refused. */
+  name: string;
+  /** What is wrong, e.g. `Unexpected identifier 'b'`. */
   message: string;
   /** The importers from the job down to the file's direct importer; empty for the job itself. */
   importedBy: string[];
 }
+
+/** A location before the walk has found how the job reached it. */
+type Place = Omit<SyntaxErrorLocation, 'importedBy'>;
 
 /** At most this many of the job's own modules are read: the walk stops well before a monorepo. */
 const maxFiles = 200;
@@ -35,11 +42,12 @@ const maxFiles = 200;
 const checkTimeoutMs = 10_000;
 
 /**
- * True for a SyntaxError raised while compiling or linking a module: Node either printed its
- * place above the message, or the stack has no frame outside Node's loader. (A SyntaxError from
- * `JSON.parse` has the caller's frames and is an ordinary failure.)
+ * True for an error raised while compiling or linking a module: tsx's `TransformError` with a
+ * place, or a SyntaxError above which Node printed the place or whose stack has no frame outside
+ * Node's loader. (A SyntaxError from `JSON.parse` has the caller's frames: an ordinary failure.)
  */
-export function isCompileError(error: unknown): error is SyntaxError {
+export function isCompileError(error: unknown): error is Error {
+  if (transformErrorPlace(error)) return true;
   if (!(error instanceof Error) || error.name !== 'SyntaxError') return false;
   if (arrowOf(error)) return true;
   const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
@@ -51,29 +59,35 @@ export function isCompileError(error: unknown): error is SyntaxError {
  * undefined when no module the job imports has it.
  */
 export async function locateSyntaxError(
-  error: SyntaxError,
+  error: Error,
   entry: string,
 ): Promise<SyntaxErrorLocation | undefined> {
   const graph = walkImports(entry);
-  const withChain = (location: Omit<SyntaxErrorLocation, 'importedBy'>): SyntaxErrorLocation => ({
+  const withChain = (location: Place): SyntaxErrorLocation => ({
     ...location,
     importedBy: graph.chainTo(location.file),
   });
 
-  // Errors that Node decorates itself (a missing export, a CommonJS module) carry the place.
+  // tsx's esbuild names the place in its message; Node does above the errors it decorates
+  // itself (a missing export, a CommonJS module that does not compile).
+  const transform = transformErrorPlace(error);
+  if (transform) return withChain(transform);
   const arrow = arrowOf(error);
   if (arrow) return withChain({ ...arrow, message: error.message });
 
   // acorn's verdict is a hint (it knows newer syntax than Node 20's V8, and older quirks less
-  // well); `node --check` has the final word. Prefer a file whose error reads like this one.
-  let found: Omit<SyntaxErrorLocation, 'importedBy'> | undefined;
-  for (const file of [...graph.unparsable, ...graph.parsed]) {
-    const checked = await checkSyntax(file);
-    if (!checked) continue;
-    if (checked.message === error.message) return withChain(checked);
-    found ??= checked;
+  // well); `node --check` has the final word. The files acorn refused come first; the others
+  // are checked only when none of those fails. Prefer a file whose error reads like this one.
+  for (const files of [graph.unparsable, graph.parsed]) {
+    let found: Place | undefined;
+    for (const file of files) {
+      const checked = await checkSyntax(file);
+      if (checked?.message === error.message) return withChain(checked);
+      found ??= checked;
+    }
+    if (found) return withChain(found);
   }
-  return found && withChain(found);
+  return undefined;
 }
 
 interface ImportGraph {
@@ -85,11 +99,10 @@ interface ImportGraph {
   chainTo(file: string): string[];
 }
 
-/** Breadth-first over the job's own modules (not node_modules, not built-ins, not TypeScript). */
+/** Breadth-first over the job's own modules (not node_modules, not built-ins). */
 function walkImports(entry: string): ImportGraph {
   const importer = new Map<string, string | undefined>([[entry, undefined]]);
-  // TypeScript loads through tsx, whose errors carry their place; acorn and V8 cannot read it.
-  const queue = isTypeScript(entry) ? [] : [entry];
+  const queue = [entry];
   const unparsable: string[] = [];
   const parsed: string[] = [];
   while (queue.length > 0 && importer.size <= maxFiles) {
@@ -100,12 +113,14 @@ function walkImports(entry: string): ImportGraph {
     } catch {
       continue;
     }
-    const specifiers = importsOf(source);
+    // TypeScript's errors come from tsx with their place: its imports are read only for the
+    // chain, by a pattern, since acorn cannot parse TypeScript (nor V8 check it).
+    const specifiers = isTypeScript(file) ? typeScriptImports(source) : importsOf(source);
     if (specifiers === undefined) {
       unparsable.push(file);
       continue;
     }
-    parsed.push(file);
+    if (!isTypeScript(file)) parsed.push(file);
     for (const specifier of specifiers) {
       const target = resolveLocal(specifier, file);
       if (target === undefined || importer.has(target)) continue;
@@ -192,6 +207,12 @@ function importSource(node: AstNode): string | undefined {
   }
 }
 
+/** `from 'x'`, `import 'x'`, `import('x')`, `require('x')` in TypeScript source. */
+function typeScriptImports(source: string): string[] {
+  const pattern = /(?:\bfrom|\bimport|\bimport\s*\(|\brequire\s*\()\s*(['"])([^'"\n]+)\1/g;
+  return [...source.matchAll(pattern)].map((match) => match[2]!);
+}
+
 /** The file a specifier names when it is the project's own JavaScript, else undefined. */
 function resolveLocal(specifier: string, parent: string): string | undefined {
   if (specifier.startsWith('node:') || /^[a-z][a-z+.-]*:/i.test(specifier.replace(/^file:/, ''))) {
@@ -199,9 +220,12 @@ function resolveLocal(specifier: string, parent: string): string | undefined {
   }
   let target: string | undefined;
   if (specifier.startsWith('file:') || specifier.startsWith('.') || isAbsolute(specifier)) {
-    const url = new URL(specifier, pathToFileURL(parent));
-    const path = fileURLToPath(url);
-    if (existsSync(path) && statSync(path).isFile()) target = path;
+    const path = fileURLToPath(new URL(specifier, pathToFileURL(parent)));
+    // TypeScript imports name the .js a .ts file compiles to.
+    const candidates = isTypeScript(parent)
+      ? [path, path.replace(/\.([cm]?)js$/, '.$1ts')]
+      : [path];
+    target = candidates.find((file) => existsSync(file) && statSync(file).isFile());
   }
   if (target === undefined) {
     try {
@@ -212,13 +236,38 @@ function resolveLocal(specifier: string, parent: string): string | undefined {
     }
   }
   if (!isAbsolute(target) || target.includes('/node_modules/')) return undefined;
-  return isTypeScript(target) ? undefined : target;
+  return target;
+}
+
+/**
+ * The place in a `TransformError` of tsx's esbuild, whose message reads
+ * `Transform failed with 1 error:\n/path/job.ts:4:2: ERROR: Expected "}" but found "b"`
+ * (a 0-based column).
+ */
+function transformErrorPlace(error: unknown): Place | undefined {
+  if (!(error instanceof Error) || error.name !== 'TransformError') return undefined;
+  const place = /^(.+):(\d+):(\d+): ERROR: (.+)$/m.exec(error.message);
+  if (!place) return undefined;
+  const file = place[1]!;
+  const line = Number(place[2]);
+  let sourceLine = '';
+  try {
+    sourceLine = readFileSync(file, 'utf8').split('\n')[line - 1] ?? '';
+  } catch {
+    // The message still names the place; only the quoted line is missing.
+  }
+  return {
+    file,
+    line,
+    column: Number(place[3]) + 1,
+    sourceLine,
+    name: error.name,
+    message: place[4]!,
+  };
 }
 
 /** Runs `node --check file`; its error's place and message, or undefined when the file parses. */
-async function checkSyntax(
-  file: string,
-): Promise<Omit<SyntaxErrorLocation, 'importedBy'> | undefined> {
+async function checkSyntax(file: string): Promise<Place | undefined> {
   const stderr = await new Promise<string | undefined>((resolve) => {
     execFile(
       process.execPath,
@@ -232,14 +281,11 @@ async function checkSyntax(
 }
 
 /** The place Node printed above a SyntaxError: `file:line`, the source line, a caret line. */
-function arrowOf(error: Error): Omit<SyntaxErrorLocation, 'importedBy'> | undefined {
+function arrowOf(error: Error): Place | undefined {
   return typeof error.stack === 'string' ? parseArrow(error.stack) : undefined;
 }
 
-function parseArrow(
-  text: string,
-  expectedFile?: string,
-): Omit<SyntaxErrorLocation, 'importedBy'> | undefined {
+function parseArrow(text: string, expectedFile?: string): Place | undefined {
   const lines = text.split('\n');
   const head = /^(.+):(\d+)$/.exec(lines[0] ?? '');
   const caret = lines[2]?.indexOf('^') ?? -1;
@@ -253,6 +299,7 @@ function parseArrow(
     line: Number(head[2]),
     column: caret + 1,
     sourceLine: lines[1] ?? '',
+    name: 'SyntaxError',
     message: message === undefined ? 'invalid syntax' : message.slice('SyntaxError: '.length),
   };
 }

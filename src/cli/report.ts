@@ -127,7 +127,7 @@ export function formatSyntaxError(location: SyntaxErrorLocation, cwd = process.c
   const gutter = ' '.repeat(number.length);
   const { text, column } = clip(location.sourceLine, location.column);
   return [
-    `SyntaxError: ${location.message}`,
+    `${location.name}: ${location.message}`,
     `  at ${show(location.file)}:${location.line}:${location.column}${chain}`,
     `    ${number} | ${text}`,
     `    ${gutter} | ${' '.repeat(Math.max(0, column - 1))}^`,
