@@ -19,9 +19,10 @@ export function formatError(error: unknown): string {
 }
 
 /**
- * The error as a person debugging it wants it: `Name: message`, the stack frames (Node's own
- * `node:internal` frames left out), the error's own properties (`code`, `upstream`, ...), then
- * each error of an `AggregateError` indented under it and each `cause` after `Caused by:`.
+ * The error as a person debugging it wants it: `Name: message`, the stack frames (those of
+ * Node, weft and its argument parser left out: see `stackFrames`), the error's own properties
+ * (`code`, `upstream`, ...), then each error of an `AggregateError` indented under it and each
+ * `cause` after `Caused by:`.
  */
 export function formatFailure(error: unknown): string {
   return formatAt(error, '', new Set(), 0).join('\n');

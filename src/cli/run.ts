@@ -148,6 +148,17 @@ function makeExecutor(options: RunOptions): { executor: Executor; name: Executor
     );
   }
   const address = options.address ?? env.address;
+  if (name === 'distributed' && address !== undefined) {
+    for (const [flag, given] of [
+      ['--workers', options.workers],
+      ['--concurrency', options.concurrency],
+    ] as const) {
+      if (given === undefined) continue;
+      process.stderr.write(
+        `weft run: ${flag} has no effect on a running cluster (${address === options.address ? '--address' : 'WEFT_ADDRESS'}), whose workers were started with their own; pass it to weft worker, or drop the address to start a local cluster.\n`,
+      );
+    }
+  }
   return { executor: construct(name, { workers, concurrency, dashboard, address }), name };
 }
 
