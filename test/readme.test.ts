@@ -7,7 +7,8 @@
  * - A `// → text` comment on a `console.log` line is output the run must print (compared with
  *   runs of white space collapsed).
  * - Every other `js` block (fragments, or code that needs a remote cluster) is checked with
- *   `node --check` as an ES module; `ts` blocks are parsed by TypeScript for syntax errors.
+ *   `node --check` as an ES module; `ts` blocks are parsed by TypeScript for syntax errors, and
+ *   `sh` blocks by `bash -n`.
  */
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { node } from './helpers/spawn.js';
+import { node, run } from './helpers/spawn.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -63,6 +64,7 @@ const all = snippets(readFileSync(join(root, 'README.md'), 'utf8'));
 const runnable = all.filter((s) => s.runnable);
 const checked = all.filter((s) => !s.runnable && javascript.has(s.language));
 const typed = all.filter((s) => typescript.has(s.language));
+const shell = all.filter((s) => s.language === 'sh' || s.language === 'bash');
 
 /** A temp project that resolves `weftjs` to this package, with every `file=` snippet in it. */
 function project(): string {
@@ -92,10 +94,12 @@ describe('README.md snippets', () => {
     const name = snippet.file ?? `snippet-${snippet.line}.mjs`;
     it(`README.md:${snippet.line} runs (${name})`, { timeout: 90_000 }, async () => {
       writeFileSync(join(dir, name), snippet.code);
-      const run = await node([name], { cwd: dir, timeoutMs: 80_000 });
-      expect(run.signal, `README.md:${snippet.line} was still running at its deadline`).toBe(null);
-      expect(run.status, `README.md:${snippet.line}: ${run.stderr}`).toBe(0);
-      const stdout = collapse(run.stdout);
+      const finished = await node([name], { cwd: dir, timeoutMs: 80_000 });
+      expect(finished.signal, `README.md:${snippet.line} was still running at its deadline`).toBe(
+        null,
+      );
+      expect(finished.status, `README.md:${snippet.line}: ${finished.stderr}`).toBe(0);
+      const stdout = collapse(finished.stdout);
       for (const promised of promisedOutput(snippet.code)) expect(stdout).toContain(promised);
     });
   }
@@ -110,8 +114,8 @@ describe('README.md snippets', () => {
         return node(['--check', file], { timeoutMs: 30_000 });
       }),
     );
-    runs.forEach((run, i) => {
-      expect(run.status, `README.md:${checked[i]!.line}: ${run.stderr}`).toBe(0);
+    runs.forEach((result, i) => {
+      expect(result.status, `README.md:${checked[i]!.line}: ${result.stderr}`).toBe(0);
     });
   });
 
@@ -124,5 +128,18 @@ describe('README.md snippets', () => {
       const messages = diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, ' '));
       expect(messages, `README.md:${snippet.line}`).toEqual([]);
     }
+  });
+
+  it('every shell block parses (bash -n)', async () => {
+    const runs = await Promise.all(
+      shell.map((snippet) => {
+        const file = join(mkdtempSync(join(tmpdir(), 'weft-readme-sh-')), 'snippet.sh');
+        writeFileSync(file, snippet.code);
+        return run('bash', ['-n', file], { timeoutMs: 30_000 });
+      }),
+    );
+    runs.forEach((result, i) => {
+      expect(result.status, `README.md:${shell[i]!.line}: ${result.stderr}`).toBe(0);
+    });
   });
 });
