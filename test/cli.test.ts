@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { LocalPoolExecutor, progress } from 'weftjs';
 import { add, failPlain } from './fixtures/tasks.js';
+import { formatFailure, formatSyntaxError } from '../dist/cli/report.js';
 import { node } from './helpers/spawn.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -245,6 +246,49 @@ describe('weft run: what a failure prints', () => {
       `at ${join(dir, 'deep/late.mjs')}:1:23 (imported by ${join(dir, 'dynamic.mjs')})`,
     );
     for (const run of [self, link, cjs, dynamic]) expect(run.status, run.stderr).toBe(1);
+  });
+});
+
+describe('weft run: the failure report', () => {
+  it('survives a cause cycle, non-Error values and a cause chain past its depth', () => {
+    const a = new Error('a');
+    const b = new Error('b', { cause: a });
+    a.cause = b;
+    const cycle = formatFailure(a);
+    expect(cycle).toMatch(/^Error: a$/m);
+    expect(cycle).toMatch(/^Caused by: Error: b$/m);
+    expect(cycle).toMatch(/^Caused by: \[the same Error again: a cycle\]$/m);
+
+    expect(formatFailure(new Error('x', { cause: { status: 503 } }))).toMatch(
+      /^Caused by: \{ status: 503 \}$/m,
+    );
+    expect(formatFailure('plain text')).toBe('plain text');
+
+    let deep: Error = new Error('root');
+    for (let i = 0; i < 20; i++) deep = new Error(`level ${i}`, { cause: deep });
+    const text = formatFailure(deep);
+    expect(text).toContain('[nested errors past 8 levels left out]');
+    expect(text).not.toContain('root');
+  });
+
+  it('keeps the caret under the spot on a long line, and shows paths relative to the working directory', () => {
+    const sourceLine = `${'x'.repeat(500)}!${'y'.repeat(500)}`;
+    const text = formatSyntaxError(
+      {
+        file: join(process.cwd(), 'lib', 'min.js'),
+        line: 1,
+        column: 501,
+        sourceLine,
+        name: 'SyntaxError',
+        message: "Invalid or unexpected token '!'",
+        importedBy: [join(process.cwd(), 'job.mjs')],
+      },
+      process.cwd(),
+    );
+    const [, where, code, caret] = text.split('\n');
+    expect(where).toBe(`  at ${join('lib', 'min.js')}:1:501 (imported by job.mjs)`);
+    expect(code!.length).toBeLessThan(140);
+    expect(code![caret!.indexOf('^')]).toBe('!');
   });
 });
 

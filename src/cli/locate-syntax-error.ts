@@ -38,6 +38,8 @@ type Place = Omit<SyntaxErrorLocation, 'importedBy'>;
 
 /** At most this many of the job's own modules are read: the walk stops well before a monorepo. */
 const maxFiles = 200;
+/** dist/, the folder of weft's compiled modules, which compile. */
+const weftDist = fileURLToPath(new URL('..', import.meta.url));
 /** Milliseconds one `node --check` may take. */
 const checkTimeoutMs = 10_000;
 
@@ -236,7 +238,8 @@ function resolveLocal(specifier: string, parent: string): string | undefined {
     }
   }
   if (!isAbsolute(target) || target.includes('/node_modules/')) return undefined;
-  return target;
+  // weft's own modules (a project that imports itself by name, like this repository's examples).
+  return target.startsWith(weftDist) ? undefined : target;
 }
 
 /**
