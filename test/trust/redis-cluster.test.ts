@@ -105,4 +105,32 @@ describe('DistributedExecutor on a Redis Cluster', () => {
     expect(await ex.wait(futures)).toEqual(Array.from({ length: 24 }, (_, i) => 4096 + i));
     expect(await ex.submit(double, 2)).toBe(4);
   });
+
+  it(
+    'keeps big results and scattered values on the shards, passes them worker to worker and deletes them at shutdown',
+    { timeout: 60_000 },
+    async () => {
+      const ex = await new DistributedExecutor({ address: cluster.address, secret }).start();
+      cleanups.push(() => ex.shutdown({ cancelPending: true }));
+      const scattered = ex.scatter(new Float64Array(16_384).fill(2));
+      const made = Array.from({ length: 12 }, (_, i) =>
+        ex.submit((n: number) => new Float64Array(16_384).fill(n), i),
+      );
+      const sums = made.map((m) =>
+        ex.submit(
+          (a: Float64Array, b: Float64Array) => a.reduce((x, y) => x + y, 0) + b[0]!,
+          m,
+          scattered,
+        ),
+      );
+      expect(await ex.wait(sums)).toEqual(Array.from({ length: 12 }, (_, i) => i * 16_384 + 2));
+      // 13 values of 128 KiB, none inside the prefix's hash tag: spread over the masters.
+      const perNode = keysPerNode('weft:val:*');
+      expect(perNode.reduce((a, b) => a + b, 0)).toBe(13);
+      expect(perNode.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
+      expect(((await made[3]) as Float64Array)[0]).toBe(3);
+      await ex.shutdown();
+      expect(keysPerNode('weft:val:*')).toEqual([0, 0, 0]);
+    },
+  );
 });
