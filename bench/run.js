@@ -12,7 +12,7 @@
 // the cost of the event stream (W1 on threads with and without a listener).
 //
 // --quick    fewer iterations, a smoke run (results.md is left alone)
-// --only     comma-separated subset of w1, w2, w3, w4, extras (results.md is left alone)
+// --only     comma-separated subset of w1, w2, w3, w4, w5, w3c, extras (results.md is left alone)
 // --no-distributed  skip the cluster rows (they need redis-server on PATH)
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -22,6 +22,7 @@ import { Tinypool } from 'tinypool';
 import workerpool from 'workerpool';
 import { LocalExecutor, LocalPoolExecutor } from '../dist/index.js';
 import { benchDistributed } from './distributed.js';
+import { benchIo, benchW3Concurrency, renderIo } from './io.js';
 import { benchSecret, benchTls } from './trust.js';
 import { block, bytes, cpu, noop } from './tasks.js';
 import { calibrate, spin } from './work.js';
@@ -32,10 +33,11 @@ const onlyArg =
   args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ??
   (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
 const only = (onlyArg ?? '').split(',').filter(Boolean);
-const unknown = only.filter((w) => !['w1', 'w2', 'w3', 'w4', 'extras'].includes(w));
+const parts = ['w1', 'w2', 'w3', 'w4', 'w5', 'w3c', 'extras'];
+const unknown = only.filter((w) => !parts.includes(w));
 if (unknown.length > 0 || (onlyArg !== undefined && only.length === 0)) {
   process.stderr.write(
-    `bench: --only takes a comma-separated list of w1, w2, w3, w4, extras; got ${JSON.stringify(onlyArg)}.\n`,
+    `bench: --only takes a comma-separated list of ${parts.join(', ')}; got ${JSON.stringify(onlyArg)}.\n`,
   );
   process.exit(2);
 }
@@ -221,8 +223,8 @@ async function main() {
     ...anchorRunners(),
   ];
   const rows =
-    only.every((w) => w === 'extras') && only.length > 0
-      ? []
+    only.length > 0 && !only.some((w) => ['w1', 'w2', 'w3', 'w4'].includes(w))
+      ? (await Promise.all(runners.map((r) => r.close())), [])
       : await measureAll(runners, iterations);
   for (const row of rows) if (row.w3ms) row.w3 = serialW3Ms / row.w3ms;
 
@@ -252,8 +254,13 @@ async function main() {
   }
 
   const extras = want('extras') ? await extraFigures() : undefined;
+  const io = want('w5') ? await benchIo({ quick, distributed }) : undefined;
+  const w3c = want('w3c') ? await benchW3Concurrency({ quick, iterations, serialW3Ms }) : undefined;
   const load = `${loadAtStart.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end`;
-  const table = render(rows, extras, { serialW3Ms, iterations, notes, load });
+  let table = render(rows, extras, { serialW3Ms, iterations, notes, load });
+  if (io || w3c) {
+    table += `\n\n${renderIo(io ?? { rows: [], memory: [], n: 0, rounds: 0, notes: [] }, w3c)}`;
+  }
   process.stdout.write(`${table}\n`);
   log(`took ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
   if (!quick && only.length === 0) {
