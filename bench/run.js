@@ -255,7 +255,7 @@ async function main() {
 
   const extras = want('extras') ? await extraFigures() : undefined;
   const io = want('w5') ? await benchIo({ quick, distributed }) : undefined;
-  const w3c = want('w3c') ? await benchW3Concurrency({ quick, iterations, serialW3Ms }) : undefined;
+  const w3c = want('w3c') ? await benchW3Concurrency({ quick, iterations }) : undefined;
   const load = `${loadAtStart.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end`;
   let table = render(rows, extras, { serialW3Ms, iterations, notes, load });
   if (io || w3c) {
