@@ -12,7 +12,7 @@
 // the cost of the event stream (W1 on threads with and without a listener).
 //
 // --quick    fewer iterations, a smoke run (results.md is left alone)
-// --only     comma-separated subset of w1, w2, w3, w4, w5, w3c, extras (results.md is left alone)
+// --only     comma-separated subset of w1, w2, w3, w4, w5, w3c, w6, extras (results.md is left alone)
 // --no-distributed  skip the cluster rows (they need redis-server on PATH)
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -23,6 +23,7 @@ import workerpool from 'workerpool';
 import { LocalExecutor, LocalPoolExecutor } from '../dist/index.js';
 import { benchDistributed } from './distributed.js';
 import { benchIo, benchW3Concurrency, renderIo } from './io.js';
+import { benchData, renderData } from './data.js';
 import { benchSecret, benchTls } from './trust.js';
 import { block, bytes, cpu, noop } from './tasks.js';
 import { calibrate, spin } from './work.js';
@@ -33,7 +34,7 @@ const onlyArg =
   args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ??
   (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
 const only = (onlyArg ?? '').split(',').filter(Boolean);
-const parts = ['w1', 'w2', 'w3', 'w4', 'w5', 'w3c', 'extras'];
+const parts = ['w1', 'w2', 'w3', 'w4', 'w5', 'w3c', 'w6', 'extras'];
 const unknown = only.filter((w) => !parts.includes(w));
 if (unknown.length > 0 || (onlyArg !== undefined && only.length === 0)) {
   process.stderr.write(
@@ -256,11 +257,14 @@ async function main() {
   const extras = want('extras') ? await extraFigures() : undefined;
   const io = want('w5') ? await benchIo({ quick, distributed }) : undefined;
   const w3c = want('w3c') ? await benchW3Concurrency({ quick, iterations }) : undefined;
+  const data = want('w6') && distributed ? await benchData({ quick }) : undefined;
   const load = `${loadAtStart.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end`;
   let table = render(rows, extras, { serialW3Ms, iterations, notes, load });
   if (io || w3c) {
     table += `\n\n${renderIo(io ?? { rows: [], memory: [], n: 0, rounds: 0, notes: [] }, w3c)}`;
   }
+  if (data)
+    table += `\n\n### W6, a data pipeline on a cluster of 2 worker processes\n\n${renderData(data)}`;
   process.stdout.write(`${table}\n`);
   log(`took ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
   if (!quick && only.length === 0) {
