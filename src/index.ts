@@ -31,6 +31,7 @@ export {
   ResourceUnavailableError,
   SignatureError,
   ValueLostError,
+  RedisLostError,
 } from './core/errors.js';
 export type {
   Executor,
@@ -50,6 +51,7 @@ export type {
 export type {
   TaskEvent,
   WorkerEvent,
+  WarningEvent,
   TaskEventType,
   WorkerEventType,
   WeftEvent,

@@ -106,6 +106,10 @@ program
   .option('--tls-ca <path>', 'CA certificate to trust for rediss:// (default: WEFT_TLS_CA)')
   .option('--tls-cert <path>', 'client certificate for mutual TLS (default: WEFT_TLS_CERT)')
   .option('--tls-key <path>', 'private key of --tls-cert (default: WEFT_TLS_KEY)')
+  .option(
+    '--connect-timeout-ms <ms>',
+    'give up (exit 2) when Redis does not answer within this long at start (default 15000)',
+  )
   // Loaded on demand: `weft run` should not pay for the cluster worker's modules.
   .action(async (options: WorkerCommandOptions) =>
     (await import('./worker-command.js')).workerCommand(options),

@@ -23,6 +23,7 @@ export interface WorkerCommandOptions {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  connectTimeoutMs?: string;
 }
 
 /** Validates a positive integer flag such as `--concurrency 100`. */
@@ -73,6 +74,10 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
       `--pool-size ${poolSize} is larger than --concurrency ${concurrency}: a pool worker without a task to run would sit idle. Pass a --pool-size between 1 and ${concurrency}, or raise --concurrency.`,
     );
   }
+  const connectTimeoutMs =
+    options.connectTimeoutMs === undefined
+      ? undefined
+      : parsePositive(options.connectTimeoutMs, '--connect-timeout-ms');
   const resources = options.resources ? parseResourceList(options.resources) : {};
   const pool = options.pool ?? 'threads';
   if (pool !== 'threads' && pool !== 'processes') {
@@ -108,17 +113,28 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
     ...(options.prefix ? { prefix: options.prefix } : {}),
     ...(secret ? { secret } : {}),
     ...(tls ? { tls } : {}),
+    ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
     log: (line) => process.stderr.write(`weft worker: ${line}\n`),
   });
   await new Promise<void>((resolve) => {
-    const leave = (signal: string): void => {
+    const leave = (signal: NodeJS.Signals): void => {
       process.stderr.write(
-        `weft worker: ${signal}: finishing running tasks, then leaving (send it again to stop at once)\n`,
+        `weft worker: ${signal}: finishing running tasks, then leaving (send SIGINT or SIGTERM again to stop at once)\n`,
       );
-      process.once(signal, () => process.exit(130));
+      // A second signal of either kind ends the process without waiting for running tasks.
+      const now = (again: NodeJS.Signals): void => {
+        process.stderr.write(`weft worker: ${again} again: stopping now\n`);
+        process.exit(again === 'SIGINT' ? 130 : 143);
+      };
+      process.removeListener('SIGINT', onInt);
+      process.removeListener('SIGTERM', onTerm);
+      process.once('SIGINT', () => now('SIGINT'));
+      process.once('SIGTERM', () => now('SIGTERM'));
       void handle.close().then(resolve);
     };
-    process.once('SIGINT', () => leave('SIGINT'));
-    process.once('SIGTERM', () => leave('SIGTERM'));
+    const onInt = (): void => leave('SIGINT');
+    const onTerm = (): void => leave('SIGTERM');
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
   });
 }

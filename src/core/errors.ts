@@ -123,6 +123,26 @@ export class ValueLostError extends WeftError {
   }
 }
 
+/**
+ * On a cluster: tasks that were sent could not be finished because of Redis. `reason` says how:
+ * `state-lost` (Redis came back without the cluster's state: restarted without persistence, or
+ * flushed), `server-exited` (the local cluster's own redis-server died), `session-expired` (this
+ * client was cut off from Redis longer than its heartbeat lasts, so workers dropped its tasks),
+ * `unreachable` (`shutdown()` gave up waiting for Redis). The message says what was lost and why.
+ */
+export class RedisLostError extends WeftError {
+  override readonly code = 'REDIS_LOST';
+  readonly reason: 'state-lost' | 'server-exited' | 'session-expired' | 'unreachable';
+  constructor(
+    message: string,
+    reason: RedisLostError['reason'] = 'state-lost',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.reason = reason;
+  }
+}
+
 const weftErrorClasses: Record<string, new (message: string, ...rest: any[]) => Error> = {
   WeftError,
   ExecutorStateError,
@@ -136,6 +156,7 @@ const weftErrorClasses: Record<string, new (message: string, ...rest: any[]) => 
   ResourceUnavailableError,
   SignatureError,
   ValueLostError,
+  RedisLostError,
 };
 
 const standardErrorClasses: Record<string, ErrorConstructor> = {

@@ -1,6 +1,6 @@
 /**
- * One typed event stream per executor: task events (`submitted` ... one terminal event per task)
- * and worker events. Emitting costs one boolean check when nobody listens.
+ * One typed event stream per executor: task events (`submitted` ... one terminal event per task),
+ * worker events, and warnings. Emitting costs one boolean check when nobody listens.
  */
 
 /** Task lifecycle events. Every submitted task yields exactly one of `finished`, `failed`, `cancelled`. */
@@ -51,14 +51,28 @@ export interface WorkerEvent {
   reason?: string;
 }
 
-export type WeftEvent = TaskEvent | WorkerEvent;
-export type WeftEventType = TaskEventType | WorkerEventType;
+/**
+ * Something the user should know that is not about one task, e.g. that a cluster's Redis has been
+ * unreachable for 5 s, and that it is back. Also printed on stderr.
+ */
+export interface WarningEvent {
+  type: 'warning';
+  /** What happened and what it means for the tasks, in a sentence or two. */
+  message: string;
+  /** Wall-clock time in milliseconds since the epoch. */
+  timestamp: number;
+}
+
+export type WeftEvent = TaskEvent | WorkerEvent | WarningEvent;
+export type WeftEventType = TaskEventType | WorkerEventType | 'warning';
 
 type EventOf<K extends WeftEventType | '*'> = K extends '*'
   ? WeftEvent
   : K extends TaskEventType
     ? TaskEvent & { type: K }
-    : WorkerEvent & { type: K };
+    : K extends 'warning'
+      ? WarningEvent
+      : WorkerEvent & { type: K };
 
 /** An executor's event stream: iterate it, or subscribe to one type (or `'*'`). */
 export interface ExecutorEvents extends AsyncIterable<WeftEvent> {

@@ -54,6 +54,8 @@ export interface RuntimeHost {
   capacityAvailable(): void;
   /** A worker joined, left or crashed. */
   workerEvent(event: WorkerEvent): void;
+  /** Something the user must know (Redis unreachable, back): stderr and a `warning` event. */
+  warning(message: string): void;
 }
 
 export interface Runtime {
@@ -78,6 +80,11 @@ export interface Runtime {
    * `SerializationError` for a value that cannot be stored.
    */
   store?(value: unknown, key: string): unknown;
+  /**
+   * `shutdown()` was called (`cancelPending`: and everything will be cancelled): from now on the runtime may settle what it can no longer finish
+   * (a cluster whose Redis stays unreachable past a grace period), so that the drain ends.
+   */
+  beginShutdown?(cancelPending: boolean): void;
   /** Releases every worker, handle and timer. Attempts still running are stopped. */
   close(): Promise<void>;
 }

@@ -521,6 +521,11 @@ export class Scheduler implements RuntimeHost {
     if (this.#events.active) this.#events.emit(event);
   }
 
+  warning(message: string): void {
+    process.stderr.write(`weft: ${message}\n`);
+    if (this.#events.active) this.#events.emit({ type: 'warning', message, timestamp: Date.now() });
+  }
+
   // ---- failures, retries, timeouts, cancellation -----------------------------------------
 
   #timeoutError(record: TaskRecord, attempt: Attempt): TaskTimeoutError {

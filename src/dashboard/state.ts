@@ -171,6 +171,8 @@ export class DashboardState {
   }
 
   apply(event: WeftEvent): void {
+    // Warnings are for the terminal and for listeners; the page shows tasks and workers.
+    if (event.type === 'warning') return;
     this.#version++;
     if ('key' in event) this.#task(event);
     else this.#workerEvent(event);

@@ -32,6 +32,8 @@ export interface LocalWorkerData extends ClusterWorkerOptions {
 export interface LocalCluster {
   readonly address: string;
   readonly workerNames: string[];
+  /** Says how, when the cluster's redis-server dies before `stop()`. */
+  onRedisExit(listener: (how: string) => void): void;
   stop(): Promise<void>;
 }
 
@@ -39,7 +41,7 @@ const entry = new URL('./worker-entry.js', import.meta.url);
 
 export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
   const redis: RedisServerHandle = await startRedisServer();
-  const stops: (() => Promise<void>)[] = [];
+  const stops: ((now?: boolean) => Promise<void>)[] = [];
   const names: string[] = [];
   try {
     const started = Array.from({ length: options.workers }, (_, i) => {
@@ -66,11 +68,15 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     await redis.stop();
     throw error;
   }
+  let redisGone = false;
+  redis.onExit(() => (redisGone = true));
   return {
     address: redis.address,
     workerNames: names,
+    onRedisExit: (listener) => redis.onExit(listener),
     stop: async () => {
-      await Promise.all(stops.map((s) => s().catch(() => undefined)));
+      // Without Redis a worker can neither finish nor leave cleanly: stop it at once.
+      await Promise.all(stops.map((s) => s(redisGone).catch(() => undefined)));
       await redis.stop();
     },
   };
@@ -85,12 +91,12 @@ interface Started {
   ): void;
   /** Lets this process exit while the worker idles. */
   release(): void;
-  /** Asks it to finish and leave; kills it after 10 s. */
-  stop(): Promise<void>;
+  /** Asks it to finish and leave; kills it after 10 s, or at once with `now`. */
+  stop(now?: boolean): Promise<void>;
 }
 
 /** Resolves with a stop function once the worker says it is ready; rejects if it fails first. */
-function whenReady(worker: Started, name: string): Promise<() => Promise<void>> {
+function whenReady(worker: Started, name: string): Promise<(now?: boolean) => Promise<void>> {
   return new Promise((resolve, reject) => {
     worker.once('message', (m) => {
       if (m.t !== 'ready') {
@@ -102,7 +108,7 @@ function whenReady(worker: Started, name: string): Promise<() => Promise<void>> 
         return;
       }
       worker.release();
-      resolve(() => worker.stop());
+      resolve((now) => worker.stop(now));
     });
     worker.once('exit', (code, signal) =>
       reject(
@@ -119,14 +125,20 @@ function whenReady(worker: Started, name: string): Promise<() => Promise<void>> 
   });
 }
 
-async function stopWithin(exited: Promise<void>, ask: () => void, kill: () => void): Promise<void> {
-  ask();
+async function stopWithin(
+  exited: Promise<void>,
+  ask: () => void,
+  kill: () => void,
+  now = false,
+): Promise<void> {
+  if (now) kill();
+  else ask();
   const timer = setTimeout(kill, 10_000);
   await exited;
   clearTimeout(timer);
 }
 
-function startProcess(options: LocalWorkerData): Promise<() => Promise<void>> {
+function startProcess(options: LocalWorkerData): Promise<(now?: boolean) => Promise<void>> {
   const { secret, ...visible } = options;
   // The secret goes over the IPC channel: the environment and argv show in `ps e` and /proc.
   const child: ChildProcess = fork(fileURLToPath(entry), [], {
@@ -146,13 +158,14 @@ function startProcess(options: LocalWorkerData): Promise<() => Promise<void>> {
         child.unref();
         (child.channel as { unref?: () => void } | undefined)?.unref?.();
       },
-      stop: async () => {
+      stop: async (now) => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         child.ref();
         await stopWithin(
           exited,
           () => child.send({ t: 'close' }),
           () => child.kill('SIGKILL'),
+          now,
         );
       },
     },
@@ -160,19 +173,20 @@ function startProcess(options: LocalWorkerData): Promise<() => Promise<void>> {
   );
 }
 
-function startThread(options: LocalWorkerData): Promise<() => Promise<void>> {
+function startThread(options: LocalWorkerData): Promise<(now?: boolean) => Promise<void>> {
   const worker = new Worker(entry, { workerData: options, execArgv: [] });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   const ready = whenReady(
     {
       once: (event: string, listener: (...a: any[]) => void) => worker.once(event, listener),
       release: () => worker.unref(),
-      stop: async () => {
+      stop: async (now) => {
         worker.ref();
         await stopWithin(
           exited,
           () => worker.postMessage({ t: 'close' }),
           () => void worker.terminate(),
+          now,
         );
       },
     },

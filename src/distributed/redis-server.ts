@@ -44,6 +44,8 @@ export function freePort(): Promise<number> {
 export interface RedisServerHandle {
   readonly address: string;
   readonly port: number;
+  /** Says how, when redis-server exits without `stop()` (killed, crashed); at most once each. */
+  onExit(listener: (how: string) => void): void;
   stop(): Promise<void>;
 }
 
@@ -71,6 +73,14 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
     execArgv: [],
   });
   let exitInfo = '';
+  let stopping = false;
+  const exitListeners: ((how: string) => void)[] = [];
+  let exitedHow: string | undefined;
+  const died = (how: string): void => {
+    if (stopping || exitedHow !== undefined) return;
+    exitedHow = how;
+    for (const listener of exitListeners) listener(how);
+  };
   const exited = new Promise<void>((resolve) => supervisor.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     supervisor.on(
@@ -98,12 +108,22 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
     );
   });
   await waitForPort(port, 10_000);
+  supervisor.on('message', (m: { t: string; code?: number | null; signal?: string | null }) => {
+    if (m.t === 'exit')
+      died(m.signal ? `was killed (${m.signal})` : `exited (code ${m.code ?? 'unknown'})`);
+  });
+  supervisor.once('exit', () => died('exited with its supervisor'));
   supervisor.unref();
   (supervisor.channel as { unref?: () => void } | undefined)?.unref?.();
   return {
     address: `redis://127.0.0.1:${port}`,
     port,
+    onExit: (listener) => {
+      exitListeners.push(listener);
+      if (exitedHow !== undefined) listener(exitedHow);
+    },
     stop: async () => {
+      stopping = true;
       if (supervisor.exitCode !== null || supervisor.signalCode !== null) return;
       supervisor.ref();
       supervisor.kill('SIGTERM');

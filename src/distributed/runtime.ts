@@ -9,8 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
+  RedisLostError,
   SignatureError,
   WorkerCrashedError,
+  withoutStack,
   fromEnvelope,
   toEnvelope,
   type ErrorEnvelope,
@@ -18,13 +20,8 @@ import {
 import { RemoteValue } from '../core/remote.js';
 import type { Attempt, Runtime, RuntimeHost } from '../core/runtime.js';
 import { canCross, type Boundary } from '../core/values.js';
-import {
-  bullConnection,
-  connect,
-  explainPermission,
-  waitForRedis,
-  type RedisTarget,
-} from './connection.js';
+import { connect, explainPermission, waitForRedis, type RedisTarget } from './connection.js';
+import { ClientSession } from './session.js';
 import type { TlsMaterial } from './tls.js';
 import { jobParts, resultParts, type Signer } from './signing.js';
 import {
@@ -66,6 +63,22 @@ const maxChunk = 64;
  * 343 MB of client heap, 4,096 at 286–293 MB and ran as fast (41k tasks/s), 2,048 no lower.
  */
 const maxInflight = 4_096;
+/** `shutdown()` waits this long for an unreachable Redis before failing what it cannot settle. */
+export const shutdownRedisGraceMs = 5000;
+/** Each step of closing that talks to Redis gets at most this long. */
+const closeStepMs = 2000;
+
+/** Resolves when `promise` settles or after `ms`, whichever is first; never rejects. */
+function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]).finally(() => clearTimeout(timer));
+}
 
 export class DistributedRuntime implements Runtime {
   readonly boundary: Boundary = 'process';
@@ -77,8 +90,12 @@ export class DistributedRuntime implements Runtime {
   #redis: Redis | undefined;
   #reader: Redis | undefined;
   readonly #queues = new Map<string, Queue>();
-  /** Releases BullMQ connections weft made itself (Redis Cluster instances). */
-  #releases: (() => Promise<void>)[] = [];
+  /** The connection each queue was given (owned here, so closing never waits on BullMQ). */
+  readonly #queueConnections: Redis[] = [];
+  #session: ClientSession | undefined;
+  /** Set once nothing can be sent any more (the local redis-server died, shutdown gave up). */
+  #fatal: RedisLostError | undefined;
+  #shutdownTimer: NodeJS.Timeout | undefined;
   readonly #inflight = new Map<number, Attempt>();
   /** Attempts waiting for the next flush, by queue. */
   #outbox = new Map<string, Attempt[]>();
@@ -123,12 +140,24 @@ export class DistributedRuntime implements Runtime {
       signer: this.#options.signer,
       cacheBytes: 0,
     });
+    this.#fatal = undefined;
+    this.#session = new ClientSession({
+      redis: this.#redis,
+      target,
+      prefix: this.#options.prefix,
+      clientId: this.clientId,
+      warn: (message) => host.warning(message),
+      lost: (error) => this.#lose(error),
+      pending: () => this.#inflight.size,
+    });
     try {
+      await this.#session.start();
       await this.#refreshRegistry();
     } catch (error) {
+      this.#session.close();
       this.#reader.disconnect();
       this.#redis.disconnect();
-      throw explainPermission(error, 'The client could not read the worker registry');
+      throw explainPermission(error, 'The client could not join the cluster');
     }
     this.#registryTimer = setInterval(
       () => void this.#refreshRegistry().catch(() => undefined),
@@ -151,6 +180,10 @@ export class DistributedRuntime implements Runtime {
   }
 
   run(attempt: Attempt): void {
+    if (this.#fatal) {
+      this.#host!.settled(attempt, { ok: false, error: lostError(attempt, this.#fatal) });
+      return;
+    }
     const queue = queueName(resourceSignature(attempt.definition.options.resources));
     let list = this.#outbox.get(queue);
     if (!list) this.#outbox.set(queue, (list = []));
@@ -227,9 +260,72 @@ export class DistributedRuntime implements Runtime {
     this.#host!.settled(attempt, { ok: false, error: _reason });
   }
 
+  /**
+   * With `cancelPending`, tells the workers at once that this client is leaving. From here on,
+   * an unreachable Redis must not hold the shutdown forever: once it has been gone
+   * for `shutdownRedisGraceMs` (counted from the shutdown at the earliest), every attempt still
+   * in flight fails with a `RedisLostError` saying so, and so does anything sent after.
+   */
+  beginShutdown(cancelPending: boolean): void {
+    const session = this.#session;
+    if (!session || this.#shutdownTimer) return;
+    // Workers hear it before the cancels of single tasks, and stop all of this client's work in
+    // one go (queued first, so that no queued task takes the slot of an aborted one).
+    if (cancelPending && this.#redis?.status === 'ready')
+      void session.goodbye().catch(() => undefined);
+    session.hold();
+    const since = Date.now();
+    this.#shutdownTimer = setInterval(() => {
+      const down = Math.min(session.downForMs, Date.now() - since);
+      if (this.#fatal || down < shutdownRedisGraceMs) return;
+      this.#lose(
+        new RedisLostError(
+          `shutdown() waited ${(down / 1000).toFixed(1)} s for Redis at ${session.address}, which stayed unreachable, so the task's result can no longer be collected (it may still run on a worker).`,
+          'unreachable',
+        ),
+        true,
+      );
+    }, 250);
+  }
+
+  /** The local cluster's redis-server exited: everything sent is gone, and nothing can be sent. */
+  serverExited(how: string): void {
+    if (this.#closing) return;
+    this.#lose(
+      new RedisLostError(
+        `The local cluster's redis-server ${how}, taking the queued tasks and their results with it. Nothing more can run on this executor: shut it down and start it again.`,
+        'server-exited',
+      ),
+      true,
+    );
+  }
+
+  /**
+   * Fails every attempt in flight with `error` (each gets its own message naming the task), and
+   * asks workers not to run them should their jobs still exist. `fatal`: later attempts too.
+   */
+  #lose(error: RedisLostError, fatal = false): void {
+    if (fatal) this.#fatal = error;
+    const lost = [...this.#inflight.values()];
+    this.#inflight.clear();
+    if (lost.length > 0 && !fatal) {
+      const k = this.#keys;
+      const multi = this.#redis!.multi().sadd(
+        k.cancelled(this.clientId),
+        ...lost.map((a) => String(a.id)),
+      );
+      for (const a of lost) multi.publish(k.control, `cancel ${this.clientId} ${a.id}`);
+      void multi.exec().catch(() => undefined);
+    }
+    for (const attempt of lost)
+      this.#host!.settled(attempt, { ok: false, error: lostError(attempt, error) });
+  }
+
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#registryTimer);
+    clearInterval(this.#shutdownTimer);
+    this.#shutdownTimer = undefined;
     for (const attempt of this.#inflight.values())
       this.#host!.settled(attempt, {
         ok: false,
@@ -237,25 +333,31 @@ export class DistributedRuntime implements Runtime {
       });
     this.#inflight.clear();
     this.#reader?.disconnect();
-    await this.#readLoop?.catch(() => undefined);
+    await within(this.#readLoop ?? Promise.resolve(), closeStepMs);
     const redis = this.#redis;
-    // Commands wait through reconnects (maxRetriesPerRequest: null): only talk to a live server.
-    const live = redis?.status === 'ready';
+    const session = this.#session;
+    // Commands wait through reconnects (maxRetriesPerRequest: null): only talk to a live server,
+    // and never longer than closeStepMs a step.
+    const live = redis?.status === 'ready' && !this.#fatal;
     if (redis && live) {
-      await redis
-        .del(this.#keys.out(this.clientId), this.#keys.cancelled(this.clientId))
-        .catch(() => undefined);
-      await this.#deleteValues().catch(() => undefined);
+      await within(
+        Promise.all([
+          session?.goodbye(),
+          redis.del(this.#keys.out(this.clientId), this.#keys.cancelled(this.clientId)),
+        ]),
+        closeStepMs,
+      );
+      // Stored values: a big client's SCAN may take a while, and their TTL cleans up the rest.
+      await within(this.#deleteValues(), 5 * closeStepMs);
     }
-    await Promise.all(
-      [...this.#queues.values()].map((q) =>
-        (live ? q.close() : q.disconnect()).catch(() => undefined),
-      ),
-    );
+    session?.close();
+    // Queues use connections of our own: when Redis is gone, dropping those is all there is.
+    if (live)
+      await within(Promise.all([...this.#queues.values()].map((q) => q.close())), closeStepMs);
+    for (const connection of this.#queueConnections.splice(0)) connection.disconnect();
     this.#queues.clear();
-    await Promise.all(this.#releases.splice(0).map((release) => release()));
-    if (redis && live) await redis.quit().catch(() => redis.disconnect());
-    else redis?.disconnect();
+    if (redis && live) await within(redis.quit(), closeStepMs);
+    redis?.disconnect();
   }
 
   /** Deletes every value this client's work stored: those it knows, and any it never heard of. */
@@ -398,11 +500,12 @@ export class DistributedRuntime implements Runtime {
   async #queue(name: string, sample: Attempt): Promise<Queue> {
     let queue = this.#queues.get(name);
     if (!queue) {
-      const { connection, release } = bullConnection(
+      // A connection of our own (BullMQ does not close those): closing never waits on BullMQ.
+      const connection = connect(
         { address: this.#options.address, tls: this.#options.tls },
         `weft-client-${this.clientId}-${name}`,
       );
-      this.#releases.push(release);
+      this.#queueConnections.push(connection);
       queue = new Queue(name, {
         connection,
         prefix: this.#options.prefix,
@@ -567,6 +670,17 @@ export class DistributedRuntime implements Runtime {
     );
     this.#options.onWorkers?.(live);
   }
+}
+
+/** `error` for one attempt: same class and reason, with the task named. */
+function lostError(attempt: Attempt, error: RedisLostError): RedisLostError {
+  return withoutStack(
+    () =>
+      new RedisLostError(
+        `Task '${attempt.name}' (key ${attempt.key}) was lost: ${error.message}`,
+        error.reason,
+      ),
+  );
 }
 
 /** The error for a result that is unsigned or not signed with any of this client's secrets. */

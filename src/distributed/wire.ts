@@ -22,9 +22,19 @@
  *                                      worker; entries older than 10 s are dead.
  *   P:sigs                             set of resource signatures in use (clients add).
  *   P:watch                            exists (5 s TTL, refreshed) while a dashboard watches.
+ *   P:client:<clientId>                a client's heartbeat: the cluster epoch it knows, set every
+ *                                      2 s with a 10 s TTL (client writes; workers read: gone when
+ *                                      absent). The same name is a pub/sub channel the client
+ *                                      stays subscribed to: no subscriber for 3 s means its
+ *                                      process died (workers ask PUBSUB NUMSUB; not on a Redis
+ *                                      Cluster, where only the heartbeat counts).
+ *   P:epoch                            random id of the cluster's state, created by the first
+ *                                      client (SET NX). A client that finds it missing or changed
+ *                                      knows Redis lost its state (restarted empty, flushed).
  *   P:events                           capped stream of task-event batches (JSON), written by
  *                                      workers and clients only while P:watch exists.
- *   channel P:control                  pub/sub: `cancel <clientId> <attemptId>`, `sig <signature>`.
+ *   channel P:control                  pub/sub: `cancel <clientId> <attemptId>`, `sig <signature>`,
+ *                                      `gone <clientId>` (a client left: stop its work at once).
  *
  * A job is a chunk of attempts of one client (map and bursts of submits travel together):
  *   JobData.c   client id (where results go)
@@ -92,6 +102,13 @@ export const eventsMaxLen = 10_000;
 export const inlineLimitBytes = 16 * 1024;
 /** Refused at submit: Redis holds every payload in memory. */
 export const maxPayloadBytes = 256 * 1024 * 1024;
+/** A client refreshes its heartbeat this often... */
+export const heartbeatMs = 2000;
+/** ...and workers treat it as gone once the heartbeat is this old (the key's TTL). */
+export const heartbeatTtlMs = 10_000;
+/** A client connected nowhere (its presence channel has no subscriber) this long is gone. */
+export const presenceGraceMs = 3000;
+
 /** Retention of weft's own keys when nobody cleans them (a client or worker that vanished). */
 export const retentionSeconds = 24 * 60 * 60;
 
@@ -155,6 +172,8 @@ export function keys(prefix: string) {
     control: `${prefix}:control`,
     events: `${prefix}:events`,
     watch: `${prefix}:watch`,
+    client: (clientId: string) => `${prefix}:client:${clientId}`,
+    epoch: `${prefix}:epoch`,
   };
 }
 

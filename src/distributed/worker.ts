@@ -29,11 +29,13 @@ import { WorkerPoolRuntime } from '../pool/runtimes/workers.js';
 import {
   bullConnection,
   connect,
+  isCluster,
   explainPermission,
   waitForRedis,
   type RedisTarget,
 } from './connection.js';
 import { effectivePrefix } from './address.js';
+import { ClientWatch } from './client-watch.js';
 import { resolveTls, type TlsOptions } from './tls.js';
 import { checkJob, Signer, resultParts } from './signing.js';
 import {
@@ -76,6 +78,8 @@ export interface ClusterWorkerOptions {
   lockMs?: number;
   stalledIntervalMs?: number;
   graceMs?: number;
+  /** How long to wait for Redis at start before giving up (default 15000 ms). */
+  connectTimeoutMs?: number;
   /**
    * Secrets: with one, the worker runs only jobs signed with one of them and signs its results
    * with the first (see "Trust on a cluster" in the README). Never logged.
@@ -105,6 +109,11 @@ interface LocalAttempt extends Attempt {
 }
 
 const stalledReason = 'job stalled more than allowable limit';
+/** BullMQ's words for a job whose lock this worker no longer holds; group 1 is the job id. */
+const lockLostPattern = /(?:could not renew lock|Missing lock|Lock mismatch) for job ([^\s.]+)/;
+/** Errors that only say Redis cannot be reached; the connection's own lost/back lines cover them. */
+const connectionErrorPattern =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|Connection is closed|Stream isn't writeable|Socket closed unexpectedly/i;
 
 /** Starts a cluster worker; resolves once it is connected and taking tasks. */
 export async function startClusterWorker(
@@ -147,11 +156,41 @@ export async function startClusterWorker(
   const redis = connect(target, `weft-worker-${name}`);
   const subscriber = connect(target, `weft-worker-${name}-sub`);
   try {
-    await waitForRedis(redis, target, 15_000);
+    await waitForRedis(redis, target, options.connectTimeoutMs ?? 15_000);
   } catch (error) {
     subscriber.disconnect();
     throw error;
   }
+  const watch = new ClientWatch(redis, prefix, !isCluster(target));
+  let closed = false;
+
+  // One line when Redis is lost and one when it is back, however often reconnects fail between.
+  let downSince: number | undefined;
+  let lastRedisError = '';
+  redis.on('error', (error: Error) => (lastRedisError = error.message));
+  redis.on('close', () => {
+    if (closed || downSince !== undefined) return;
+    downSince = Date.now();
+    log(
+      `lost Redis at ${redactAddress(options.address)}${lastRedisError ? ` (${lastRedisError})` : ''}; retrying, quietly until it is back`,
+    );
+  });
+  redis.on('ready', () => {
+    if (downSince === undefined) return;
+    log(
+      `Redis at ${redactAddress(options.address)} is back after ${((Date.now() - downSince) / 1000).toFixed(1)} s`,
+    );
+    downSince = undefined;
+  });
+  /** Other errors, at most once a minute each: a repeating one must not flood the log. */
+  const logged = new Map<string, number>();
+  const logOnce = (line: string): void => {
+    const now = Date.now();
+    if ((logged.get(line) ?? 0) > now - 60_000) return;
+    if (logged.size > 1000) logged.clear();
+    logged.set(line, now);
+    log(line);
+  };
 
   const values = new ValueStore(redis, prefix, { signer, cacheBytes: options.cacheBytes });
 
@@ -221,6 +260,7 @@ export async function startClusterWorker(
     capacityAvailable: () => undefined,
     workerEvent: (event) =>
       log(`pool worker ${event.worker} ${event.type}${event.reason ? `: ${event.reason}` : ''}`),
+    warning: (message) => log(message),
   };
   await pool.start(host);
 
@@ -301,6 +341,8 @@ export async function startClusterWorker(
     status: ResultStatus,
     bytes: Buffer | undefined,
   ): Promise<void> => {
+    // Nobody reads a gone client's stream; writing would only keep it alive for a day.
+    if (watch.isKnownGone(client)) return Promise.resolve();
     const fields: (string | Buffer)[] = ['i', String(id), 's', status, 'w', name];
     if (bytes) fields.push('v', bytes);
     if (signer)
@@ -340,8 +382,77 @@ export async function startClusterWorker(
   };
 
   // ---- taking jobs -----------------------------------------------------------------------
-  const processJob = async (job: Job<JobData>): Promise<void> => {
+  /** Jobs whose lock this worker lost (it was stopped or blocked): their results are dropped. */
+  const lostLocks = new Set<string>();
+  const lockLost = (jobId: string, dropped: boolean): void => {
+    if (lostLocks.has(jobId)) return;
+    if (lostLocks.size > 10_000) lostLocks.clear();
+    lostLocks.add(jobId);
+    log(
+      dropped
+        ? `job ${jobId}: this worker lost its lock on it (the process was stopped or blocked for over ${lockDuration} ms) and the job was run again elsewhere, so this worker's result of it was dropped`
+        : `job ${jobId}: this worker lost its lock on it (the process was stopped or blocked, or Redis unreachable, for over ${lockDuration} ms); its result was delivered, and the job may run again`,
+    );
+  };
+  /**
+   * False when the job went to another worker while this one could not renew its lock (it was
+   * stopped or blocked): that worker's result counts. Asked only once the lock could have lapsed.
+   */
+  const keepsResult = async (job: Job<JobData>, token: string | undefined, since: number) => {
+    const id = String(job.id);
+    if (token === undefined || Date.now() - since < lockDuration) return true;
+    const jobKey = `${prefix}:${job.queueName}:${id}`;
+    const replies = await redis.multi().get(`${jobKey}:lock`).exists(jobKey).exec();
+    const owner = replies?.[0]?.[1] as string | null;
+    const exists = replies?.[1]?.[1] === 1;
+    // Another token: another worker runs it; no job: another worker finished it.
+    const elsewhere = (owner !== null && owner !== token) || !exists;
+    if (owner !== token) lockLost(id, elsewhere);
+    return !elsewhere;
+  };
+  /**
+   * Aborts are batched per turn of the event loop and sent queued-first: aborting a running task
+   * first would free its slot, and the pool would start a queued one before its own abort came.
+   */
+  let aborts: [LocalAttempt, Error][] = [];
+  const abortSoon = (attempt: LocalAttempt, reason: Error): void => {
+    if (aborts.length === 0)
+      setImmediate(() => {
+        const batch = aborts;
+        aborts = [];
+        batch.sort(
+          ([a], [b]) => Number(a.startedAt !== undefined) - Number(b.startedAt !== undefined),
+        );
+        for (const [a, why] of batch) pool.abort(a, why, graceMs);
+      });
+    aborts.push([attempt, reason]);
+  };
+  /** Clients this worker said it stops work for (one line each). */
+  const told = new Set<string>();
+  const forget = (client: string, why: string, quietIfIdle = false): void => {
+    const mine = [...running.values()].filter((a) => a.client === client);
+    if (quietIfIdle && mine.length === 0) return;
+    for (const attempt of mine)
+      abortSoon(
+        attempt,
+        new TaskCancelledError(
+          `Task '${attempt.name}' (key ${attempt.key}) was stopped because its client ${why}.`,
+        ),
+      );
+    if (told.has(client)) return;
+    if (told.size > 10_000) told.clear();
+    told.add(client);
+    log(
+      `client ${client} ${why}: ${mine.length ? `stopping its ${mine.length} running task(s), ` : ''}skipping its queued ones`,
+    );
+    // The heartbeat goes too: were the client alive after all (cut off, not dead), its next
+    // heartbeat finds it missing and fails the tasks it sent, rather than wait for them forever.
+    void redis.del(k.out(client), k.cancelled(client), k.client(client)).catch(() => undefined);
+  };
+
+  const processJob = async (job: Job<JobData>, token?: string): Promise<void> => {
     const data = job.data;
+    const jobStart = Date.now();
     const payload =
       typeof data.p === 'string'
         ? Buffer.from(data.p, 'base64')
@@ -368,6 +479,12 @@ export async function startClusterWorker(
             ),
           );
       throw new Error(`weft refused this job: ${refusal.log}`);
+    }
+    // A job of a client that went away (shut down, crashed, killed) is done without running.
+    if (await watch.isGone(data.c)) {
+      forget(data.c, 'is gone');
+      if (data.pk) await redis.del(data.pk);
+      return;
     }
     if (!payload)
       throw new Error(
@@ -415,6 +532,7 @@ export async function startClusterWorker(
         const gated = hasResources;
         if (gated) await admit(need);
         try {
+          if (watch.isKnownGone(data.c)) return;
           let attempt: LocalAttempt | undefined;
           const outcome = await new Promise<Outcome>((done) => {
             attempt = {
@@ -435,6 +553,7 @@ export async function startClusterWorker(
             pool.run(attempt);
           });
           running.delete(`${data.c} ${wire.i}`);
+          if (!(await keepsResult(job, token, jobStart))) return;
           if (watched) {
             const now = Date.now();
             const ran = attempt?.startedAt ? { durationMs: now - attempt.startedAt } : {};
@@ -499,8 +618,14 @@ export async function startClusterWorker(
       removeOnFail: { age: retentionSeconds, count: 1000 },
       autorun: false,
     });
-    worker.on('error', (error) => log(`queue ${queue}: ${error.message}`));
+    worker.on('error', (error) => {
+      const lock = lockLostPattern.exec(error.message);
+      if (lock) lockLost(lock[1]!, false);
+      else if (!connectionErrorPattern.test(error.message))
+        logOnce(`queue ${queue}: ${error.message}`);
+    });
     worker.on('failed', (job, error) => {
+      if (job && lockLostPattern.test(error.message)) lockLost(String(job.id), false);
       if (!job || !error.message.includes(stalledReason)) return;
       // Every worker that took this job died while running it: tell its client.
       const crash = new WorkerCrashedError(
@@ -567,21 +692,41 @@ export async function startClusterWorker(
   subscriber.on('message', (_channel: string, message: string) => {
     const [verb, a, b] = message.split(' ');
     if (verb === 'sig' && a !== undefined) listen(a);
-    else if (verb === 'cancel' && a && b) {
+    else if (verb === 'gone' && a) {
+      watch.left(a);
+      forget(a, 'left (it shut down or was interrupted)', true);
+    } else if (verb === 'cancel' && a && b) {
       if (cancelledHere.size > 100_000) cancelledHere.clear();
       cancelledHere.add(`${a} ${b}`);
       const attempt = running.get(`${a} ${b}`);
       if (attempt)
-        pool.abort(
+        abortSoon(
           attempt,
           new TaskCancelledError(`Task ${attempt.key} was cancelled by its client.`),
-          graceMs,
         );
     }
   });
 
-  const beat = setInterval(() => void heartbeat().catch(() => undefined), 2000);
+  const beat = setInterval(() => {
+    if (redis.status === 'ready') void heartbeat().catch(() => undefined);
+  }, 2000);
   beat.unref();
+  // Running tasks of a client whose heartbeat stopped get their abort signal.
+  let sweeping = false;
+  const sweep = setInterval(() => {
+    if (sweeping || redis.status !== 'ready' || running.size === 0) return;
+    sweeping = true;
+    const clients = new Set([...running.values()].map((a) => a.client));
+    void Promise.all(
+      [...clients].map(async (client) => {
+        if ((await watch.look(client)) === 'gone')
+          forget(client, 'is gone (its heartbeat stopped)');
+      }),
+    )
+      .catch(() => undefined)
+      .finally(() => (sweeping = false));
+  }, 1000);
+  sweep.unref();
   log(
     `worker ${name} joined ${redactAddress(options.address)} (${signer ? `signed jobs only, ${signer.size} secret(s)` : 'no secret: runs unsigned jobs'}, concurrency ${concurrency} on ${poolSize} ${options.pool ?? 'threads'}${
       Object.keys(offer).length
@@ -598,12 +743,14 @@ export async function startClusterWorker(
     close: () =>
       (closing ??= (async () => {
         clearInterval(beat);
+        clearInterval(sweep);
         // Stop taking jobs and let running ones finish.
         await Promise.all([...workers.values()].map((w) => w.close()));
         await Promise.all(releases.map((release) => release()));
         await pool.close();
         await redis.hdel(k.workers, name).catch(() => undefined);
         await subscriber.quit().catch(() => subscriber.disconnect());
+        closed = true;
         await redis.quit().catch(() => redis.disconnect());
         log(`worker ${name} left`);
       })()),

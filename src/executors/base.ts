@@ -142,6 +142,7 @@ export abstract class BaseExecutor implements Executor {
     if (!scheduler || !runtime) return Promise.resolve();
     this.#shutdown = (async () => {
       try {
+        runtime.beginShutdown?.(options.cancelPending === true);
         await scheduler.drain(options.cancelPending === true);
       } finally {
         await runtime.close();

@@ -207,6 +207,11 @@ export class DistributedExecutor extends BaseExecutor {
     return this.#cluster.address;
   }
 
+  /** Calls `listener` if the local cluster's redis-server dies before shutdown. */
+  onRedisExit(listener: (how: string) => void): void {
+    this.#cluster?.onRedisExit(listener);
+  }
+
   async release(): Promise<void> {
     const cluster = this.#cluster;
     this.#cluster = undefined;
@@ -297,6 +302,11 @@ class ClusterRuntime implements Runtime {
       await this.executor.release();
       throw error;
     }
+    const inner = this.#inner;
+    this.executor.onRedisExit((how) => inner.serverExited(how));
+  }
+  beginShutdown(cancelPending: boolean): void {
+    this.#inner?.beginShutdown(cancelPending);
   }
   capacity(): number {
     return this.#inner?.capacity() ?? 0;

@@ -1,7 +1,8 @@
 /**
  * Tasks for the cluster tests. Workers load this module (through tsx) and find tasks by name.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { task, taskContext } from 'weftjs';
 
 export const add = task(function add(a: number, b: number): number {
@@ -60,4 +61,22 @@ export const bump = task(function bump(input: Uint8Array): Uint8Array {
 /** The length of `input` and its first byte, plus `extra`. */
 export const summary = task(function summary(input: Uint8Array, extra = 0): number[] {
   return [input.length, input[0] ?? -1, extra];
+});
+
+/**
+ * Side effects to count: creates `start-<i>` in `dir` when it starts and `done-<i>` when it ends
+ * after `ms`, unless its abort signal fired first.
+ */
+export const mark = task(async function mark(dir: string, i: number, ms: number): Promise<number> {
+  const { signal } = taskContext();
+  writeFileSync(join(dir, `start-${i}`), '');
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  if (!signal.aborted) writeFileSync(join(dir, `done-${i}`), '');
+  return i;
 });

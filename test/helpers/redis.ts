@@ -13,6 +13,8 @@ export interface TestRedis {
   readonly port: number;
   /** Stops the server (SIGTERM; SIGKILL with `hard`). */
   stop(hard?: boolean): Promise<void>;
+  /** SIGKILLs the server, keeping its data directory (for `restart()`). */
+  crash(): Promise<void>;
   /** Starts it again on the same port and data directory. */
   restart(): Promise<void>;
   /** Runs a redis-cli command against it and returns its output. */
@@ -91,6 +93,9 @@ export async function startRedis(
     async stop(hard = false) {
       await halt(hard);
       removeDir(dir);
+    },
+    async crash() {
+      await halt(true);
     },
     async restart() {
       await halt(false);

@@ -30,7 +30,7 @@ function recorder(ex: LocalPoolExecutor): { tasks: TaskEvent[]; workers: WorkerE
   const workers: WorkerEvent[] = [];
   ex.events.on('*', (e: WeftEvent) => {
     if ('key' in e) tasks.push(e);
-    else workers.push(e);
+    else if (e.type !== 'warning') workers.push(e);
   });
   return { tasks, workers };
 }

@@ -67,7 +67,7 @@ export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
       });
       ex.events.on('*', (e) => {
         if ('key' in e) taskEvents.push(e);
-        else workerEvents.push(e);
+        else if (e.type !== 'warning') workerEvents.push(e);
       });
       await ex.start();
     }, 60_000);
