@@ -332,13 +332,14 @@ export class DistributedRuntime implements Runtime {
         error: new WorkerCrashedError('The client shut down.', {}),
       });
     this.#inflight.clear();
-    this.#reader?.disconnect();
-    await within(this.#readLoop ?? Promise.resolve(), closeStepMs);
     const redis = this.#redis;
     const session = this.#session;
     // Commands wait through reconnects (maxRetriesPerRequest: null): only talk to a live server,
     // and never longer than closeStepMs a step.
     const live = redis?.status === 'ready' && !this.#fatal;
+    this.#reader?.disconnect();
+    // A read queued while Redis is away never settles once disconnected: do not wait for it then.
+    if (live) await within(this.#readLoop ?? Promise.resolve(), closeStepMs);
     if (redis && live) {
       await within(
         Promise.all([

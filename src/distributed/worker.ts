@@ -384,8 +384,10 @@ export async function startClusterWorker(
   // ---- taking jobs -----------------------------------------------------------------------
   /** Jobs whose lock this worker lost (it was stopped or blocked): their results are dropped. */
   const lostLocks = new Set<string>();
+  /** Jobs in processJob now: for those, whether a lost lock matters is decided at report time. */
+  const activeJobs = new Set<string>();
   const lockLost = (jobId: string, dropped: boolean): void => {
-    if (lostLocks.has(jobId)) return;
+    if (lostLocks.has(jobId) || (!dropped && activeJobs.has(jobId))) return;
     if (lostLocks.size > 10_000) lostLocks.clear();
     lostLocks.add(jobId);
     log(
@@ -407,7 +409,10 @@ export async function startClusterWorker(
     const exists = replies?.[1]?.[1] === 1;
     // Another token: another worker runs it; no job: another worker finished it.
     const elsewhere = (owner !== null && owner !== token) || !exists;
-    if (owner !== token) lockLost(id, elsewhere);
+    if (owner !== token) {
+      activeJobs.delete(id);
+      lockLost(id, elsewhere);
+    }
     return !elsewhere;
   };
   /**
@@ -451,6 +456,14 @@ export async function startClusterWorker(
   };
 
   const processJob = async (job: Job<JobData>, token?: string): Promise<void> => {
+    activeJobs.add(String(job.id));
+    try {
+      await runJob(job, token);
+    } finally {
+      activeJobs.delete(String(job.id));
+    }
+  };
+  const runJob = async (job: Job<JobData>, token?: string): Promise<void> => {
     const data = job.data;
     const jobStart = Date.now();
     const payload =

@@ -64,12 +64,12 @@ export const summary = task(function summary(input: Uint8Array, extra = 0): numb
 });
 
 /**
- * Side effects to count: creates `start-<i>` in `dir` when it starts and `done-<i>` when it ends
+ * Side effects to count: creates `start-<i>.<pid>` in `dir` when it starts and `done-<i>.<pid>` when it ends
  * after `ms`, unless its abort signal fired first.
  */
 export const mark = task(async function mark(dir: string, i: number, ms: number): Promise<number> {
   const { signal } = taskContext();
-  writeFileSync(join(dir, `start-${i}`), '');
+  writeFileSync(join(dir, `start-${i}.${process.pid}`), '');
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
     signal.addEventListener('abort', () => {
@@ -77,6 +77,6 @@ export const mark = task(async function mark(dir: string, i: number, ms: number)
       resolve();
     });
   });
-  if (!signal.aborted) writeFileSync(join(dir, `done-${i}`), '');
+  if (!signal.aborted) writeFileSync(join(dir, `done-${i}.${process.pid}`), '');
   return i;
 });
