@@ -297,7 +297,29 @@ describe('when a client goes away', () => {
   }
 });
 
-describe('a frozen worker', () => {
+describe('a worker that dies or freezes', () => {
+  it(
+    'runs the task of a SIGKILLed worker again elsewhere, with one result',
+    { timeout: 60_000 },
+    async () => {
+      const server = await redis();
+      const a = await worker(server.address, 'killed-a');
+      const b = await worker(server.address, 'killed-b');
+      const byName = { 'killed-a': a, 'killed-b': b } as Record<string, typeof a>;
+      const executor = await client(server.address);
+      const dir = tempDir();
+      let killedAt = 0;
+      executor.events.on('started', (event) => {
+        if (killedAt || !event.worker) return;
+        byName[event.worker]!.child.kill('SIGKILL');
+        killedAt = Date.now();
+      });
+      expect(await executor.submit(mark, dir, 3, 500)).toBe(3);
+      console.log(`[measured] worker SIGKILLed: result ${Date.now() - killedAt} ms after the kill`);
+      expect(count(dir, 'done')).toBe(1);
+    },
+  );
+
   it(
     'says in one line that it lost its lock and drops its result when the task ran elsewhere',
     { timeout: 60_000 },
