@@ -326,6 +326,7 @@ export async function startClusterWorker(
     number: number,
     value: unknown,
   ): Promise<void> => {
+    if (watch.isKnownGone(client)) return;
     const bytes = value === undefined ? undefined : encode(value);
     if (!bytes || bytes.length < storeThresholdBytes)
       return sendReport(client, id, key, number, 'ok', bytes);
