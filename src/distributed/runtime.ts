@@ -308,6 +308,13 @@ export class DistributedRuntime implements Runtime {
     if (fatal) this.#fatal = error;
     const lost = [...this.#inflight.values()];
     this.#inflight.clear();
+    // A Redis that came back empty forgot the resource queues too: announce ours again.
+    if (error.reason === 'state-lost' && this.#knownSigs.size > 0) {
+      const multi = this.#redis!.multi().sadd(this.#keys.sigs, ...this.#knownSigs);
+      for (const signature of this.#knownSigs)
+        multi.publish(this.#keys.control, `sig ${signature}`);
+      void multi.exec().catch(() => undefined);
+    }
     if (lost.length > 0 && !fatal) {
       const k = this.#keys;
       const multi = this.#redis!.multi().sadd(

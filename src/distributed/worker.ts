@@ -111,6 +111,8 @@ interface LocalAttempt extends Attempt {
 const stalledReason = 'job stalled more than allowable limit';
 /** BullMQ's words for a job whose lock this worker no longer holds; group 1 is the job id. */
 const lockLostPattern = /(?:could not renew lock|Missing lock|Lock mismatch) for job ([^\s.]+)/;
+/** BullMQ's words for a job that vanished from Redis while it ran; group 1 is the job id. */
+const jobGonePattern = /Missing key for job ([^\s.]+)/;
 /** Errors that only say Redis cannot be reached; the connection's own lost/back lines cover them. */
 const connectionErrorPattern =
   /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|Connection is closed|Stream isn't writeable|Socket closed unexpectedly/i;
@@ -634,7 +636,12 @@ export async function startClusterWorker(
     });
     worker.on('error', (error) => {
       const lock = lockLostPattern.exec(error.message);
+      const gone = jobGonePattern.exec(error.message);
       if (lock) lockLost(lock[1]!, false);
+      else if (gone)
+        logOnce(
+          `job ${gone[1]} vanished from Redis while it ran (Redis restarted without persistence, or was flushed); its client fails its tasks with RedisLostError`,
+        );
       else if (!connectionErrorPattern.test(error.message))
         logOnce(`queue ${queue}: ${error.message}`);
     });

@@ -94,7 +94,7 @@ describe('when Redis fails', () => {
     { timeout: 60_000 },
     async () => {
       const server = await redis();
-      await worker(server.address, 'np', ['--concurrency', '2']);
+      const { lines } = await worker(server.address, 'np', ['--concurrency', '2']);
       const executor = await client(server.address);
       const dir = tempDir();
       const futures = executor.map(
@@ -124,6 +124,8 @@ describe('when Redis fails', () => {
       );
       // The cluster serves again.
       expect(await executor.submit(add, 2, 3)).toBe(5);
+      // The worker said what happened in words, not BullMQ's.
+      expect(lines.filter((l) => /Missing key|Error:/.test(l))).toEqual([]);
     },
   );
 
