@@ -299,6 +299,33 @@ describe('when a client goes away', () => {
   }
 });
 
+describe('a client the workers took for gone', () => {
+  it(
+    'fails its tasks with RedisLostError instead of waiting for them forever',
+    { timeout: 30_000 },
+    async () => {
+      const server = await redis();
+      const { lines } = await worker(server.address, 'mistaken');
+      const executor = await client(server.address);
+      const dir = tempDir();
+      const future = executor.submit(mark, dir, 1, 20_000);
+      await until(() => count(dir, 'start') === 1, 'the task to start');
+      // What a long stall of the client's process looks like to workers: no heartbeat.
+      const key = server.cli('--scan', '--pattern', 'weft:client:*').trim();
+      expect(key).not.toBe('');
+      server.cli('del', key);
+      const before = Date.now();
+      const error = (await future.result().catch((e: unknown) => e)) as RedisLostError;
+      expect(error).toBeInstanceOf(RedisLostError);
+      expect(error.reason).toBe('session-expired');
+      expect(error.message).toMatch(/workers treated this client as gone/);
+      expect(Date.now() - before).toBeLessThan(10_000);
+      await until(() => lines.some((l) => /is gone/.test(l)), 'the worker to stop the task');
+      expect(count(dir, 'done')).toBe(0);
+    },
+  );
+});
+
 describe('a worker that dies or freezes', () => {
   it(
     'runs the task of a SIGKILLed worker again elsewhere, with one result',
