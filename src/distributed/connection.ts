@@ -47,6 +47,9 @@ export function redisOptions(of: string | RedisTarget, extra: RedisOptions = {})
     // Commands wait through a reconnect instead of failing: a dropped connection loses nothing.
     maxRetriesPerRequest: null,
     retryStrategy: (times: number) => Math.min(50 * times, 1000),
+    // How long disconnect() lets a socket close by itself before destroying it (ioredis: 2 s). A
+    // socket to a Redis that is gone never closes by itself, and the timer would hold the process.
+    disconnectTimeout: 300,
     lazyConnect: false,
     ...extra,
   };

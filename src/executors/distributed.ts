@@ -97,6 +97,10 @@ const distributedKeys = optionKeys<DistributedExecutorOptions>({
  * workers, and `shutdown()` stops them all. Same semantics as the local executors: futures as
  * arguments, map, retries, timeouts, cancellation, priorities, resources; values keep their
  * types (v8 serialization). A worker killed mid-task does not lose it: it runs again elsewhere.
+ * Redis unreachable for 5 s is reported (stderr and a `warning` event); tasks lost to a Redis that
+ * came back empty, or to the local cluster's redis-server dying, reject with `RedisLostError`;
+ * `shutdown()` gives up on an unreachable Redis after 5 s. Workers stop the work of a client that
+ * is gone (shut down with `cancelPending`, interrupted, killed).
  * @example
  * await using ex = await new DistributedExecutor({ address: 'redis://10.0.0.5:6379' }).start();
  * const results = await ex.wait(ex.map(render, frames));
