@@ -299,6 +299,23 @@ describe('when a client goes away', () => {
   }
 });
 
+describe('Ctrl-C while Redis is gone', () => {
+  it('ends weft run at once with 130', { timeout: 60_000 }, async () => {
+    const server = await redis();
+    await worker(server.address, 'ctrl-c');
+    const dir = tempDir();
+    const child = runJob(server.address, dir, 6, 5000);
+    await until(() => count(dir, 'start') === 1, 'a task to start', 30_000);
+    await server.crash();
+    const before = Date.now();
+    child.kill('SIGINT');
+    expect(await exited(child)).toBe(130);
+    const tookMs = Date.now() - before;
+    expect(tookMs).toBeLessThan(5000);
+    console.log(`[measured] Ctrl-C with Redis gone: weft run exited in ${tookMs} ms`);
+  });
+});
+
 describe('a client the workers took for gone', () => {
   it(
     'fails its tasks with RedisLostError instead of waiting for them forever',
