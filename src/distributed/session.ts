@@ -127,7 +127,7 @@ export class ClientSession {
             ? 'weft keeps retrying'
             : `${pending} task(s) sent to the cluster stay pending while weft keeps retrying; they fail if Redis comes back without their state`;
         this.#o.warn(
-          `Redis at ${this.address} has been unreachable for ${Math.round(this.downForMs / 1000)} s${this.#lastError ? ` (${this.#lastError})` : ''}; ${tasks}.`,
+          `Redis at ${this.address} has been unreachable for ${Math.floor(this.downForMs / 1000)} s${this.#lastError ? ` (${this.#lastError})` : ''}; ${tasks}.`,
         );
       }
       return;

@@ -147,7 +147,7 @@ describe('when Redis fails', () => {
       const killed = Date.now();
       await until(() => seen.length === 1, 'the unreachable warning', 15_000);
       const warnedAfterMs = Date.now() - killed;
-      expect(seen[0]!.message).toMatch(/unreachable for 5 s/);
+      expect(seen[0]!.message).toMatch(/unreachable for [5-9] s/);
       expect(typeof seen[0]!.timestamp).toBe('number');
       await server.restart();
       expect(await executor.wait(futures)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
