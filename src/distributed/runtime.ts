@@ -23,7 +23,7 @@ import { canCross, type Boundary } from '../core/values.js';
 import { connect, explainPermission, waitForRedis, type RedisTarget } from './connection.js';
 import { ClientSession } from './session.js';
 import type { TlsMaterial } from './tls.js';
-import { jobParts, resultParts, type Signer } from './signing.js';
+import { batchParts, jobParts, resultParts, type Signer } from './signing.js';
 import {
   bullPriority,
   decode,
@@ -35,6 +35,7 @@ import {
   queueName,
   resourceSignature,
   retentionSeconds,
+  type BatchedResult,
   type JobData,
   type StoredRef,
   type WireAttempt,
@@ -577,31 +578,55 @@ export class DistributedRuntime implements Runtime {
   }
 
   #onEntry(fields: Buffer[]): void {
-    let id = 0;
     let status = '';
     let worker = '';
     let value: Buffer | undefined;
+    let batch: Buffer | undefined;
+    let ids = '';
     let signature: string | undefined;
     for (let i = 0; i + 1 < fields.length; i += 2) {
       const field = fields[i]!.toString();
       const v = fields[i + 1]!;
-      if (field === 'i') id = Number(v.toString());
+      if (field === 'b') batch = v;
+      else if (field === 'i') ids = v.toString();
       else if (field === 's') status = v.toString();
       else if (field === 'w') worker = v.toString();
       else if (field === 'v') value = v;
       else if (field === 'h') signature = v.toString();
     }
-    const attempt = this.#inflight.get(id);
-    if (!attempt) {
-      // The attempt was cancelled while it ran: nobody will read what it stored. (A second
-      // report of an attempt that ran twice, its job taken again after a lost lock, names the
-      // key the first one did: that value is in use.)
-      if (status === 'ref' && value) void this.#dropRef(value);
+    const signer = this.#options.signer;
+    if (batch) {
+      // Nothing of a batch is decoded before its signature checks out.
+      if (signer && !signer.verify(batchParts(this.clientId, worker, batch), signature)) {
+        // The plain list of attempt ids says whom to tell (it can only make tasks fail).
+        for (const id of ids.split(',')) {
+          const attempt = this.#inflight.get(Number(id));
+          if (!attempt) continue;
+          this.#inflight.delete(attempt.id);
+          this.#host!.settled(attempt, { ok: false, error: badResult(attempt, worker, signature) });
+        }
+        return;
+      }
+      let results: BatchedResult[];
+      try {
+        results = decode(batch) as BatchedResult[];
+      } catch {
+        return;
+      }
+      for (const [id, status, payload] of results)
+        this.#onResult(
+          id,
+          status,
+          worker,
+          payload && Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+        );
       return;
     }
-    const host = this.#host!;
-    const signer = this.#options.signer;
+    // A single result in an entry of its own (also what tools and tests write).
+    const id = Number(ids);
+    const attempt = this.#inflight.get(id);
     if (
+      attempt &&
       signer &&
       !signer.verify(
         resultParts(this.clientId, id, attempt.key, attempt.number, status, worker, value),
@@ -611,9 +636,23 @@ export class DistributedRuntime implements Runtime {
       // A forged `started` changes nothing worth failing for; the real result still decides.
       if (status === 'started') return;
       this.#inflight.delete(id);
-      host.settled(attempt, { ok: false, error: badResult(attempt, worker, signature) });
+      this.#host!.settled(attempt, { ok: false, error: badResult(attempt, worker, signature) });
       return;
     }
+    this.#onResult(id, status, worker, value);
+  }
+
+  /** One result for one attempt, its signature already checked. */
+  #onResult(id: number, status: string, worker: string, value: Buffer | undefined): void {
+    const attempt = this.#inflight.get(id);
+    if (!attempt) {
+      // The attempt was cancelled while it ran: nobody will read what it stored. (A second
+      // report of an attempt that ran twice, its job taken again after a lost lock, names the
+      // key the first one did: that value is in use.)
+      if (status === 'ref' && value) void this.#dropRef(value);
+      return;
+    }
+    const host = this.#host!;
     if (status === 'started') {
       host.started(attempt, worker);
       return;

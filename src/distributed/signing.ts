@@ -7,6 +7,8 @@
  *   job     `weft-job-v1` | queue name | job id | client id | JSON of the attempts | payload bytes
  *   result  `weft-result-v1` | client id | attempt id | future key | attempt number | status |
  *           worker name | payload bytes (absent: empty)
+ *   results `weft-results-v1` | client id | worker name | v8 bytes of the batch (each result's
+ *           attempt id, status and payload)
  *
  * Fields are joined with a 0 byte; none of the text fields can hold one (ids, keys, names), and
  * the payload comes last. Secrets live only in a `Signer`'s private field: never logged, never
@@ -100,6 +102,11 @@ export function resultParts(
     worker,
     payload ?? Buffer.alloc(0),
   ];
+}
+
+/** What a batch of results' signature covers: the client it is for, the worker, the batch. */
+export function batchParts(clientId: string, worker: string, batch: Buffer): (string | Buffer)[] {
+  return ['weft-results-v1', clientId, worker, batch];
 }
 
 /**

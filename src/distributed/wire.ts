@@ -43,7 +43,11 @@
  *   JobData.pk  the P:arg key holding it
  *   JobData.s   with a secret: the client's HMAC of the job (see signing.ts), checked by the
  *               worker before it decodes or runs anything
- * Result stream entries: `i` attempt id, `s` status (`started` | `ok` | `ref` | `error` |
+ * Result stream entries: a worker writes one entry per client per flush, `b` the v8 encoding of
+ * its `BatchedResult`s, `i` their attempt ids (comma-separated, in plain text: a client whose
+ * secret differs fails those), `w` the worker's name, `h` with a secret: the worker's HMAC of the batch
+ * (see signing.ts), checked by the client before it decodes `b`. A single result may also come as
+ * an entry of its own: `i` attempt id, `s` status (`started` | `ok` | `ref` | `error` |
  * `crashed`), `w` worker name, `v` v8 payload (the value, the error envelope, or for `ref` where
  * the value is stored: see values.ts), `h` with a secret: the worker's HMAC of the entry, checked
  * by the client before it decodes `v`.
@@ -76,6 +80,9 @@ export interface JobData {
 
 /** `ref`: the value is stored in Redis; the entry's payload is a `StoredRef`. */
 export type ResultStatus = 'started' | 'ok' | 'ref' | 'error' | 'crashed';
+
+/** One result in a batch entry: attempt id, status, and the payload when there is one. */
+export type BatchedResult = [id: number, status: ResultStatus, payload?: Uint8Array];
 
 /** Where a `ref` result's value is: its key and size. */
 export interface StoredRef {

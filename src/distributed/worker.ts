@@ -37,7 +37,7 @@ import {
 import { effectivePrefix } from './address.js';
 import { ClientWatch } from './client-watch.js';
 import { resolveTls, type TlsOptions } from './tls.js';
-import { checkJob, Signer, resultParts } from './signing.js';
+import { batchParts, checkJob, Signer } from './signing.js';
 import {
   decode,
   encode,
@@ -48,6 +48,7 @@ import {
   redactAddress,
   retentionSeconds,
   satisfies,
+  type BatchedResult,
   type JobData,
   type ResultStatus,
   type StoredRef,
@@ -268,7 +269,7 @@ export async function startClusterWorker(
 
   // Results are written in batches: every report made in one turn of the event loop goes out in
   // one pipeline (tiny tasks would otherwise cost a Redis round trip each).
-  let outbox: { client: string; fields: (string | Buffer)[] }[] = [];
+  let outbox: { client: string; result: BatchedResult }[] = [];
   /** Task events for dashboards, sent only while one watches the cluster (`P:watch` exists). */
   let events: TaskEvent[] = [];
   let watched = false;
@@ -281,12 +282,23 @@ export async function startClusterWorker(
     events = [];
     flushing = undefined;
     const pipeline = redis.pipeline();
-    const clients = new Set<string>();
-    for (const { client, fields } of batch) {
-      pipeline.xadd(k.out(client), '*', ...fields);
-      clients.add(client);
+    // One stream entry per client per flush, signed once: a signature per result cost the
+    // client more than the rest of a tiny task's handling.
+    const byClient = new Map<string, BatchedResult[]>();
+    for (const { client, result } of batch) {
+      let results = byClient.get(client);
+      if (!results) byClient.set(client, (results = []));
+      results.push(result);
     }
-    for (const client of clients) pipeline.expire(k.out(client), retentionSeconds);
+    for (const [client, results] of byClient) {
+      const bytes = encode(results);
+      // `i`: the attempt ids in plain text, so that a client whose secret differs can fail them.
+      const ids = results.map(([id]) => id).join(',');
+      const fields: (string | Buffer)[] = ['b', bytes, 'i', ids, 'w', name];
+      if (signer) fields.push('h', signer.sign(batchParts(client, name, bytes)));
+      pipeline.xadd(k.out(client), '*', ...fields);
+      pipeline.expire(k.out(client), retentionSeconds);
+    }
     if (batchEvents.length > 0) {
       pipeline.xadd(
         k.events,
@@ -346,11 +358,7 @@ export async function startClusterWorker(
   ): Promise<void> => {
     // Nobody reads a gone client's stream; writing would only keep it alive for a day.
     if (watch.isKnownGone(client)) return Promise.resolve();
-    const fields: (string | Buffer)[] = ['i', String(id), 's', status, 'w', name];
-    if (bytes) fields.push('v', bytes);
-    if (signer)
-      fields.push('h', signer.sign(resultParts(client, id, key, number, status, name, bytes)));
-    outbox.push({ client, fields });
+    outbox.push({ client, result: bytes ? [id, status, bytes] : [id, status] });
     return schedule();
   };
   const emit = (event: TaskEvent): void => {
