@@ -344,11 +344,13 @@ export class DistributedRuntime implements Runtime {
     const session = this.#session;
     // Commands wait through reconnects (maxRetriesPerRequest: null): only talk to a live server,
     // and never longer than closeStepMs a step.
-    const live = redis?.status === 'ready' && !this.#fatal;
+    // Asked before every step: Redis may have died just now, and ioredis notices only when its
+    // socket closes (a step that timed out is usually when it has).
+    const live = (): boolean => redis?.status === 'ready' && !this.#fatal;
     this.#reader?.disconnect();
     // A read queued while Redis is away never settles once disconnected: do not wait for it then.
-    if (live) await within(this.#readLoop ?? Promise.resolve(), closeStepMs);
-    if (redis && live) {
+    if (live()) await within(this.#readLoop ?? Promise.resolve(), closeStepMs);
+    if (redis && live()) {
       await within(
         Promise.all([
           session?.goodbye(),
@@ -357,15 +359,15 @@ export class DistributedRuntime implements Runtime {
         closeStepMs,
       );
       // Stored values: a big client's SCAN may take a while, and their TTL cleans up the rest.
-      await within(this.#deleteValues(), 5 * closeStepMs);
+      if (live()) await within(this.#deleteValues(), 2 * closeStepMs);
     }
     session?.close();
     // Queues use connections of our own: when Redis is gone, dropping those is all there is.
-    if (live)
+    if (live())
       await within(Promise.all([...this.#queues.values()].map((q) => q.close())), closeStepMs);
     for (const connection of this.#queueConnections.splice(0)) connection.disconnect();
     this.#queues.clear();
-    if (redis && live) await within(redis.quit(), closeStepMs);
+    if (redis && live()) await within(redis.quit(), closeStepMs);
     redis?.disconnect();
   }
 
