@@ -48,6 +48,7 @@ export type {
   ShutdownOptions,
   AnyFunction,
 } from './core/types.js';
+export type { Explanation, AttemptExplanation, AttemptOutcome } from './core/explain.js';
 export type {
   TaskEvent,
   WorkerEvent,

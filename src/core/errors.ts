@@ -82,15 +82,23 @@ export class WorkerCrashedError extends WeftError {
   readonly signal: string | null;
   /** The worker's name, e.g. `threads-2`. */
   readonly worker: string | undefined;
+  /** True when the worker ran out of memory (its heap limit, or most likely so). */
+  readonly outOfMemory: boolean;
   constructor(
     message: string,
-    details: { exitCode?: number | null; signal?: string | null; worker?: string },
+    details: {
+      exitCode?: number | null;
+      signal?: string | null;
+      worker?: string;
+      outOfMemory?: boolean;
+    },
     options?: { cause?: unknown },
   ) {
     super(message, options);
     this.exitCode = details.exitCode ?? null;
     this.signal = details.signal ?? null;
     this.worker = details.worker;
+    this.outOfMemory = details.outOfMemory ?? false;
   }
 }
 

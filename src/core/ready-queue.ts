@@ -48,6 +48,22 @@ export class ReadyQueue<T extends Queued> {
   }
 
   /**
+   * Where a queued item stands: its 1-based position, the queue's size, and how many items of
+   * each priority start before it. O(n); for explanations, not for dispatch.
+   */
+  rank(item: T): { position: number; size: number; ahead: Map<number, number> } | undefined {
+    if (this.#removed.has(item) || !this.#heap.includes(item)) return undefined;
+    const ahead = new Map<number, number>();
+    let count = 0;
+    for (const other of this.#heap) {
+      if (other === item || this.#removed.has(other) || !before(other, item)) continue;
+      count++;
+      ahead.set(other.priority, (ahead.get(other.priority) ?? 0) + 1);
+    }
+    return { position: count + 1, size: this.size, ahead };
+  }
+
+  /**
    * Removes one queued item (a cancelled task) in O(1); it leaves the heap when it reaches the top.
    * The caller must know the item is queued (the scheduler checks the task's state).
    */

@@ -85,6 +85,14 @@ export interface Runtime {
    * (a cluster whose Redis stays unreachable past a grace period), so that the drain ends.
    */
   beginShutdown?(cancelPending: boolean): void;
+  /**
+   * Optional, for `explain`: a sentence or two on where a handed-out attempt is (its worker's
+   * pid, its place in a worker's queue, a cluster worker's last heartbeat). Only called on demand.
+   */
+  explain?(
+    attempt: Attempt,
+    worker: string | undefined,
+  ): string | undefined | Promise<string | undefined>;
   /** Releases every worker, handle and timer. Attempts still running are stopped. */
   close(): Promise<void>;
 }

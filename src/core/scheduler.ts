@@ -14,6 +14,17 @@ import {
   describeError,
 } from './errors.js';
 import type { EventHub } from './events.js';
+import {
+  attemptHistoryLimit,
+  endedAttempt,
+  explanationText,
+  formatDuration,
+  type AttemptExplanation,
+  type CancelledBy,
+  type Explanation,
+  type ResourceWait,
+  type Situation,
+} from './explain.js';
 import { WeftFuture, sourceOf, type FutureSource } from './future.js';
 import { ReadyQueue } from './ready-queue.js';
 import { RemoteValue } from './remote.js';
@@ -74,7 +85,12 @@ class TaskRecord implements FutureSource<unknown> {
   current: Attempt | undefined;
   timer: NodeJS.Timeout | undefined;
   startedAt = 0;
+  /** performance.now() when it settled. */
+  endedAt = 0;
+  /** The worker of the current attempt, once it started (reset when an attempt is handed out). */
   worker: string | undefined;
+  /** Made on the first failed attempt, retry or cancel: a successful task never allocates one. */
+  history: History | undefined;
   /** Values of futures from another copy of weft, once they resolved. */
   foreign: Map<FutureLike, unknown> | undefined;
   /** Some arguments are values stored in the cluster (`RemoteValue`s), fetched by the worker. */
@@ -128,6 +144,7 @@ class TaskRecord implements FutureSource<unknown> {
       new TaskCancelledError(
         `Task '${this.name}' (key ${this.key}) was cancelled by Future.cancel().`,
       ),
+      'cancel',
     );
   }
 
@@ -148,6 +165,28 @@ class TaskRecord implements FutureSource<unknown> {
     if (listeners) for (const l of listeners) l(this);
     return true;
   }
+}
+
+/** What explain needs beyond a record's own fields; see TaskRecord.history. */
+interface History {
+  /** Ended attempts, oldest first, at most attemptHistoryLimit. */
+  attempts: AttemptExplanation[];
+  /** Older attempts dropped from `attempts`. */
+  dropped: number;
+  /** performance.now() when a delayed retry is due. */
+  retryAt?: number;
+  cancelledBy?: CancelledBy;
+  cancelledWhile?: string;
+}
+
+function historyOf(record: TaskRecord): History {
+  return (record.history ??= { attempts: [], dropped: 0 });
+}
+
+/** The scheduler behind a weft future, for `explain`. */
+export function schedulerOf(future: unknown): Scheduler | undefined {
+  const source = sourceOf(future);
+  return source instanceof TaskRecord ? source.scheduler : undefined;
 }
 
 export class Scheduler implements RuntimeHost {
@@ -434,6 +473,7 @@ export class Scheduler implements RuntimeHost {
 
   #startAttempt(record: TaskRecord): void {
     record.attempts++;
+    record.worker = undefined;
     record.where = 'running';
     record.status = 'running';
     const attempt: Attempt & { record: TaskRecord; reported: boolean } = {
@@ -546,9 +586,12 @@ export class Scheduler implements RuntimeHost {
 
   #attemptFailed(record: TaskRecord, attempt: Attempt, error: unknown): void {
     const options = record.definition.options;
+    this.#remember(record, attempt.number, error, attempt.timeoutMs);
     if (record.attempts <= options.retries && !(error instanceof TaskCancelledError)) {
       record.status = 'pending';
       record.where = 'delayed';
+      if (options.retryDelayMs > 0)
+        historyOf(record).retryAt = performance.now() + options.retryDelayMs;
       if (this.#events.active) {
         this.#emitTask('retried', record, { attempt: attempt.number, error: describeError(error) });
       }
@@ -566,9 +609,30 @@ export class Scheduler implements RuntimeHost {
     this.#finish(record, 'error', error);
   }
 
+  /** Adds an ended attempt to the record's bounded history. */
+  #remember(
+    record: TaskRecord,
+    number: number,
+    error: unknown,
+    timeoutMs: number | undefined,
+  ): void {
+    const history = historyOf(record);
+    const started = record.worker === undefined ? undefined : epochOf(record.startedAt);
+    history.attempts.push(endedAttempt(number, record.worker, started, error, timeoutMs));
+    if (history.attempts.length > attemptHistoryLimit) {
+      history.attempts.shift();
+      history.dropped++;
+    }
+  }
+
   /** Cancels a record; returns false when it had already ended. */
-  cancel(record: TaskRecord, reason: TaskCancelledError): boolean {
+  cancel(record: TaskRecord, reason: TaskCancelledError, by: CancelledBy): boolean {
     if (record.where === 'done') return false;
+    const history = historyOf(record);
+    history.cancelledBy = by;
+    history.cancelledWhile = this.#whereNow(record);
+    if (record.where === 'running' && record.current)
+      this.#remember(record, record.current.number, reason, undefined);
     switch (record.where) {
       case 'ready':
         this.#ready.remove(record);
@@ -593,6 +657,7 @@ export class Scheduler implements RuntimeHost {
   }
 
   #finish(record: TaskRecord, status: 'finished' | 'error' | 'cancelled', value: unknown): void {
+    if (record.where !== 'done') record.endedAt = performance.now();
     const worker = record.worker;
     const startedAt = record.startedAt;
     const attempt = record.attempts;
@@ -636,6 +701,171 @@ export class Scheduler implements RuntimeHost {
     } as never);
   }
 
+  // ---- explain ----------------------------------------------------------------------------
+
+  /**
+   * Why a task of this scheduler is where it is. Reads what the scheduler keeps anyway (the
+   * record, the ready queue, resources) plus the record's attempt history; scans the outstanding
+   * tasks, so it costs O(tasks) per call and nothing when never called.
+   */
+  async explain(future: unknown): Promise<Explanation> {
+    const record = sourceOf(future) as TaskRecord;
+    const history = record.history;
+    const attempts: AttemptExplanation[] = history ? [...history.attempts] : [];
+    const situation: Situation = {
+      key: record.key,
+      name: record.name,
+      status: record.status,
+      label: this.#label,
+      priority: record.priority,
+      retries: record.definition.options.retries,
+      waitingOn: [],
+      attempts,
+      droppedAttempts: history?.dropped ?? 0,
+    };
+    switch (record.where) {
+      case 'waiting':
+        situation.waitingOn = this.#upstreamOf(record);
+        break;
+      case 'ready': {
+        const rank = this.#ready.rank(record);
+        if (rank) situation.queue = { ...rank, running: this.#runningKeys() };
+        break;
+      }
+      case 'blocked':
+        situation.blocked = this.#resourceWaits(record);
+        break;
+      case 'delayed':
+        situation.retryInMs = Math.max(
+          0,
+          (history?.retryAt ?? performance.now()) - performance.now(),
+        );
+        break;
+      case 'running': {
+        const current = record.current;
+        const started = record.worker === undefined ? undefined : epochOf(record.startedAt);
+        const detail = current ? await this.#runtime.explain?.(current, record.worker) : undefined;
+        situation.current = {
+          number: record.attempts,
+          ...(record.worker === undefined ? {} : { worker: record.worker }),
+          ...(started === undefined ? {} : { startedAt: started }),
+          ...(detail ? { detail } : {}),
+        };
+        attempts.push({
+          number: record.attempts,
+          ...(record.worker === undefined ? {} : { worker: record.worker, startedAt: started }),
+          outcome: 'running',
+        });
+        break;
+      }
+      case 'done':
+        if (record.status === 'finished' && record.attempts > 0) {
+          attempts.push({
+            number: record.attempts,
+            ...(record.worker === undefined
+              ? {}
+              : {
+                  worker: record.worker,
+                  startedAt: epochOf(record.startedAt),
+                  endedAt: epochOf(record.endedAt),
+                }),
+            outcome: 'finished',
+          });
+        } else if (record.status !== 'finished') {
+          situation.error = record.value;
+          if (history?.cancelledBy) situation.cancelledBy = history.cancelledBy;
+          if (history?.cancelledWhile) situation.cancelledWhile = history.cancelledWhile;
+        }
+        break;
+    }
+    return {
+      key: situation.key,
+      name: situation.name,
+      status: situation.status,
+      text: explanationText(situation),
+      waitingFor: situation.waitingOn.map((u) => u.key),
+      attempts,
+    };
+  }
+
+  /** The unfinished upstream futures of a waiting record, with their state in a phrase. */
+  #upstreamOf(record: TaskRecord): { key: string; state: string }[] {
+    const deps = new Set<FutureLike>();
+    for (const arg of record.args) collectFutures(arg, deps);
+    const out: { key: string; state: string }[] = [];
+    for (const dep of deps) {
+      const source = sourceOf(dep);
+      if (source instanceof TaskRecord) {
+        if (source.where === 'done') continue;
+        out.push({ key: source.key, state: this.#stateOf(source) });
+      } else if (!record.foreign?.has(dep)) {
+        out.push({ key: dep.key, state: 'a future of another copy of weft, not settled yet' });
+      }
+    }
+    return out;
+  }
+
+  /** A record's state in a short phrase, for the tasks that wait for it. */
+  #stateOf(record: TaskRecord): string {
+    switch (record.where) {
+      case 'waiting':
+        return `pending, itself waiting for ${record.pendingDeps} upstream task${record.pendingDeps === 1 ? '' : 's'}`;
+      case 'ready':
+        return 'pending in the ready queue';
+      case 'blocked':
+        return 'pending, waiting for resources';
+      case 'delayed':
+        return `pending, to be retried after ${record.attempts} failed attempt${record.attempts === 1 ? '' : 's'}`;
+      case 'running':
+        return record.worker === undefined
+          ? 'handed to a worker, not started yet'
+          : `running on ${record.worker} for ${formatDuration(performance.now() - record.startedAt)}`;
+      default:
+        return record.status;
+    }
+  }
+
+  /** Where a record is right now, for the sentence about its cancel. */
+  #whereNow(record: TaskRecord): string {
+    switch (record.where) {
+      case 'waiting':
+        return 'while it waited for upstream tasks';
+      case 'ready':
+        return 'while it waited in the ready queue';
+      case 'blocked':
+        return 'while it waited for resources';
+      case 'delayed':
+        return 'while it waited to be retried';
+      case 'running':
+        return record.worker === undefined
+          ? 'after it was handed to a worker, before it started'
+          : `while it was running on ${record.worker}, after ${formatDuration(performance.now() - record.startedAt)}`;
+      default:
+        return '';
+    }
+  }
+
+  #runningKeys(): string[] {
+    const keys: string[] = [];
+    for (const r of this.#outstanding) if (r.where === 'running') keys.push(r.key);
+    return keys;
+  }
+
+  #resourceWaits(record: TaskRecord): ResourceWait[] {
+    const waits: ResourceWait[] = [];
+    for (const [resource, need] of Object.entries(record.definition.options.resources)) {
+      const free = this.#available[resource] ?? 0;
+      if (free + 1e-9 >= need) continue;
+      const holders: ResourceWait['holders'] = [];
+      for (const r of this.#outstanding) {
+        const amount = r.definition.options.resources[resource];
+        if (r.where === 'running' && amount) holders.push({ key: r.key, amount });
+      }
+      waits.push({ resource, need, offered: this.#resources?.[resource], free, holders });
+    }
+    return waits;
+  }
+
   // ---- shutdown ---------------------------------------------------------------------------
 
   /** Stops accepting tasks; cancels outstanding ones when asked; resolves when none is left. */
@@ -654,7 +884,7 @@ export class Scheduler implements RuntimeHost {
               `Task '${record.name}' (key ${record.key}) was cancelled because ${this.#label} shut down with cancelPending.`,
             ),
         );
-        this.cancel(record, error);
+        this.cancel(record, error, 'shutdown');
       };
       for (const record of all) if (record.where !== 'running') cancel(record);
       for (const record of running) cancel(record);
@@ -665,3 +895,8 @@ export class Scheduler implements RuntimeHost {
 }
 
 type AttemptOf = Attempt & { record: TaskRecord; reported: boolean };
+
+/** A performance.now() time as milliseconds since the epoch. */
+function epochOf(time: number): number {
+  return Math.round(performance.timeOrigin + time);
+}

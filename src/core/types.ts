@@ -2,6 +2,7 @@
  * Public types shared by every executor. The names and shapes here are fixed by API.md.
  */
 import type { TaskEvent, WorkerEvent, ExecutorEvents } from './events.js';
+import type { Explanation } from './explain.js';
 
 /** What a task's options may say. Every field is optional. */
 export interface TaskOptions {
@@ -163,6 +164,8 @@ export interface Executor {
    * cluster the value is stored there once and each worker fetches it at most once while cached.
    */
   scatter<T>(value: T): Future<T>;
+  /** Why a task is where it is: status, upstream keys, attempts and a few sentences of `text`. */
+  explain(future: Future<unknown>): Promise<Explanation>;
   /** Task and worker events. */
   readonly events: ExecutorEvents;
   /** URL of the live dashboard, when one is running. */

@@ -24,6 +24,7 @@ import { connect, explainPermission, waitForRedis, type RedisTarget } from './co
 import { ClientSession } from './session.js';
 import type { TlsMaterial } from './tls.js';
 import { batchParts, jobParts, resultParts, type Signer } from './signing.js';
+import { describeClusterAttempt, type ClusterSlot } from './explain.js';
 import {
   bullPriority,
   decode,
@@ -329,6 +330,20 @@ export class DistributedRuntime implements Runtime {
       this.#host!.settled(attempt, { ok: false, error: lostError(attempt, error) });
   }
 
+  /** For explain: where the attempt's job is, who runs it, that worker's last heartbeat. */
+  async explain(attempt: Attempt, worker: string | undefined): Promise<string | undefined> {
+    const slot = attempt.slot as ClusterSlot | undefined;
+    if (!this.#redis || this.#redis.status !== 'ready') return undefined;
+    return describeClusterAttempt({
+      redis: this.#redis,
+      workersKey: this.#keys.workers,
+      queue: slot ? this.#queues.get(slot.queue) : undefined,
+      slot,
+      worker,
+      need: attempt.definition.options.resources,
+    }).catch(() => undefined);
+  }
+
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#registryTimer);
@@ -466,8 +481,10 @@ export class DistributedRuntime implements Runtime {
             removeOnFail: { age: retentionSeconds, count: 1000 },
           },
         });
-        for (const a of chunk)
+        for (const a of chunk) {
+          a.slot = { queue: name, job: jobId } satisfies ClusterSlot;
           if (a.timeoutMs === undefined && !wantsStarts) this.#host!.started(a, 'cluster');
+        }
       }
       if (this.#watched) {
         const now = Date.now();

@@ -2,11 +2,12 @@
  * What every executor facade shares: the start/shutdown state machine, argument checks, and
  * delegation to one `Scheduler` per started session. Subclasses only say which runtime to use.
  */
-import { ExecutorStateError } from '../core/errors.js';
+import { ExecutorStateError, WeftError } from '../core/errors.js';
+import type { Explanation } from '../core/explain.js';
 import { EventHub, type ExecutorEvents } from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
 import type { TaskDefinition } from '../core/task.js';
-import { Scheduler } from '../core/scheduler.js';
+import { Scheduler, schedulerOf } from '../core/scheduler.js';
 import type {
   AnyFunction,
   Executor,
@@ -44,6 +45,8 @@ export interface EngineSettings {
 export abstract class BaseExecutor implements Executor {
   readonly #events = new EventHub();
   #scheduler: Scheduler | undefined;
+  /** Every session's scheduler, so futures stay explainable after shutdown or a restart. */
+  readonly #schedulers = new WeakSet<Scheduler>();
   #runtime: Runtime | undefined;
   #starting: Promise<unknown> | undefined;
   #shutdown: Promise<void> | undefined;
@@ -127,6 +130,7 @@ export abstract class BaseExecutor implements Executor {
     }
     this.#runtime = engine.runtime;
     this.#scheduler = scheduler;
+    this.#schedulers.add(scheduler);
     this.#shutdown = undefined;
     if (this.#dashboard) process.stderr.write(`Dashboard: ${this.#dashboard.url}\n`);
   }
@@ -208,6 +212,27 @@ export abstract class BaseExecutor implements Executor {
    */
   scatter<T>(value: T): Future<T> {
     return this.#active('scatter').scatter(value) as Future<T>;
+  }
+
+  /**
+   * Why a task is where it is: its status, the upstream keys it waits for, its attempts (worker,
+   * times, outcome, error) and `text`, a few sentences saying what holds it up or how it failed.
+   * Works during and after a session; costs nothing until called. Rejects with `WeftError` for
+   * anything that is not a future of this executor.
+   * @example console.log((await executor.explain(future)).text);
+   */
+  async explain(future: Future<unknown>): Promise<Explanation> {
+    const scheduler = schedulerOf(future);
+    if (!scheduler || !this.#schedulers.has(scheduler)) {
+      const what =
+        future !== null && typeof future === 'object' && 'key' in future
+          ? `future ${String((future as { key: unknown }).key)}, which belongs to another executor`
+          : `${typeof future === 'object' ? String(future) : typeof future}, which is not a future`;
+      throw new WeftError(
+        `explain() was called on ${this.label} with ${what}. Pass a future that this executor's submit() or map() returned.`,
+      );
+    }
+    return scheduler.explain(future);
   }
 
   #active(method: string): Scheduler {

@@ -324,6 +324,9 @@ class ClusterRuntime implements Runtime {
   store(value: unknown, key: string): unknown {
     return this.#inner!.store(value, key);
   }
+  explain(attempt: Attempt, worker: string | undefined): Promise<string | undefined> {
+    return this.#inner?.explain(attempt, worker) ?? Promise.resolve(undefined);
+  }
   async close(): Promise<void> {
     await this.#inner?.close();
     if (this.local) await this.executor.release();

@@ -195,6 +195,29 @@ export class WorkerPoolRuntime implements Runtime {
     }
   }
 
+  /** For explain: which worker holds the attempt, its pid, and what runs ahead of it there. */
+  explain(attempt: Attempt): string | undefined {
+    const slot = attempt.slot as Slot | undefined;
+    if (!slot) return undefined;
+    const worker = slot.worker;
+    const pid =
+      worker.pid === undefined
+        ? ''
+        : this.#options.scheduler === 'processes'
+          ? ` (pid ${worker.pid})`
+          : ` (a thread of pid ${process.pid})`;
+    if (slot.aborted)
+      return `It was stopped (${slot.aborted.message}); worker ${worker.name}${pid} has not let go of it yet.`;
+    if (slot.started) return `Worker ${worker.name}${pid} runs it.`;
+    const index = worker.queue.indexOf(attempt);
+    if (index < this.#concurrency) return `Worker ${worker.name}${pid} is starting it.`;
+    const ahead = worker.queue
+      .slice(0, Math.max(0, index))
+      .map((a) => `${a.key}`)
+      .slice(0, 5);
+    return `It was sent ahead to worker ${worker.name}${pid}, where it waits behind ${index} task${index === 1 ? '' : 's'} (${ahead.join(', ')}${index > 5 ? ', ...' : ''}); the pool sends short tasks ahead so workers never idle.`;
+  }
+
   /** The number `worker` knows a task reference by, with the reference the first time. */
   #refFor(worker: PoolWorker, ref: TaskRef): { ref: number; def?: TaskRef } {
     let id = worker.refs.get(ref);
@@ -547,11 +570,14 @@ export class WorkerPoolRuntime implements Runtime {
     const pid = this.#options.scheduler === 'processes' && worker.pid ? ` (pid ${worker.pid})` : '';
     let why = '';
     let cause: unknown;
+    let outOfMemory = false;
     const limit = this.#options.maxOldGenerationSizeMb;
     if (worker.lastError?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      outOfMemory = true;
       why = ` because it ran out of memory (resourceLimits.maxOldGenerationSizeMb ${limit ?? 'default'}); raise the limit or make the task use less memory`;
       cause = worker.lastError;
     } else if (limit && (signal === 'SIGABRT' || code === 134)) {
+      outOfMemory = true;
       why = `, most likely out of memory (heap limit ${limit} MiB); raise resourceLimits.maxOldGenerationSizeMb or make the task use less memory`;
     } else if (worker.fatal) {
       cause = fromEnvelope(worker.fatal);
@@ -562,7 +588,7 @@ export class WorkerPoolRuntime implements Runtime {
     }
     return new WorkerCrashedError(
       `Worker ${worker.name}${pid} ${how}${why}.`,
-      { exitCode: code, signal, worker: worker.name },
+      { exitCode: code, signal, worker: worker.name, outOfMemory },
       cause === undefined ? undefined : { cause },
     );
   }
@@ -576,7 +602,12 @@ export class WorkerPoolRuntime implements Runtime {
         : `${crash.message.slice(0, -1)} ${running}. The pool replaced the worker; other tasks were not affected. If the task exits the process or crashes natively, fix it; give it retries to run it again.`;
     return new WorkerCrashedError(
       message,
-      { exitCode: crash.exitCode, signal: crash.signal, worker: crash.worker },
+      {
+        exitCode: crash.exitCode,
+        signal: crash.signal,
+        worker: crash.worker,
+        outOfMemory: crash.outOfMemory,
+      },
       crash.cause === undefined ? undefined : { cause: crash.cause },
     );
   }
