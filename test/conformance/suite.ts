@@ -8,7 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DistributedExecutor,
   ExecutorStateError,
+  LocalExecutor,
   SerializationError,
   TaskCancelledError,
   TaskDefinitionError,
@@ -20,6 +22,7 @@ import {
   taskContext,
   unmapped,
   type Executor,
+  type Explanation,
   type Future,
   type TaskEvent,
   type WeftEvent,
@@ -532,6 +535,116 @@ export function conformance(label: string, make: () => Executor, caps: Capabilit
       }
     });
 
+    describe('explain', () => {
+      const cluster = (): boolean => ex instanceof DistributedExecutor;
+
+      it('names the upstream a task waits for, the worker running it, and a cancel', async () => {
+        const gate = tempPath('gate');
+        const log = tempFile('started');
+        const upstream = ex.submit(gated, gate, log);
+        await until(() => lines(log).includes('started'), 'the gated task to start');
+        const downstream = ex.submit(echo, upstream);
+        const waiting = await ex.explain(downstream);
+        expect(waiting).toMatchObject({
+          key: downstream.key,
+          name: echo.taskName,
+          status: 'pending',
+          waitingFor: [upstream.key],
+          attempts: [],
+        });
+        expect(waiting.text).toContain(upstream.key);
+        expect(waiting.text).toMatch(/waits for 1 upstream task/);
+
+        const running = await ex.explain(upstream);
+        expect(running.status).toBe('running');
+        expect(running.waitingFor).toEqual([]);
+        expect(running.attempts).toHaveLength(1);
+        expect(running.attempts[0]).toMatchObject({ number: 1, outcome: 'running' });
+        if (cluster()) {
+          // The worker that took the job, from BullMQ, and its heartbeat in the registry.
+          expect(running.text).toMatch(/last sent a heartbeat .* ago/);
+        } else {
+          const worker = running.attempts[0]!.worker!;
+          if (caps.inline) expect(worker).toBe('caller');
+          expect(running.text).toContain(`is running on worker ${worker}, for `);
+        }
+
+        expect(await downstream.cancel()).toBe(true);
+        const cancelled = await ex.explain(downstream);
+        expect(cancelled.status).toBe('cancelled');
+        expect(cancelled.text).toContain(
+          'cancelled by Future.cancel() while it waited for upstream tasks',
+        );
+        open(gate);
+        await upstream;
+        const finished = await ex.explain(upstream);
+        expect(finished.status).toBe('finished');
+        expect(finished.attempts).toEqual([
+          expect.objectContaining({ number: 1, outcome: 'finished' }),
+        ]);
+        expect(finished.text).toMatch(/finished/);
+      });
+
+      it('lists each failed attempt: a throw with retries, a timeout, an upstream failure', async () => {
+        const retried = ex.submit(alwaysFails);
+        await rejection(retried);
+        const failed = await ex.explain(retried);
+        expect(failed.status).toBe('error');
+        expect(failed.attempts.map((a) => [a.number, a.outcome, a.error?.message])).toEqual([
+          [1, 'failed', 'attempt 1 failed'],
+          [2, 'failed', 'attempt 2 failed'],
+        ]);
+        for (const a of failed.attempts) {
+          expect(typeof a.worker).toBe('string');
+          expect(a.endedAt!).toBeGreaterThanOrEqual(a.startedAt!);
+        }
+        expect(failed.text).toContain('failed after 2 attempts');
+        expect(failed.text).toContain('Error: attempt 1 failed');
+        expect(failed.text).toContain('Error: attempt 2 failed');
+
+        const slow = ex.submit(slowWithTimeout);
+        await rejection(slow);
+        const timedOut = await ex.explain(slow);
+        expect(timedOut.attempts).toHaveLength(1);
+        expect(timedOut.attempts[0]).toMatchObject({ outcome: 'timeout', timeoutMs: 300 });
+        expect(timedOut.attempts[0]!.error!.name).toBe('TaskTimeoutError');
+        expect(timedOut.text).toContain('timed out');
+        expect(timedOut.text).toContain('timeoutMs 300');
+
+        const root = ex.submit(failPlain, 'root cause here');
+        const child = ex.submit(double, root as unknown as Future<number>);
+        await rejection(child);
+        const never = await ex.explain(child);
+        expect(never.status).toBe('error');
+        expect(never.attempts).toEqual([]);
+        expect(never.text).toContain(`never ran: upstream task ${root.key} failed`);
+        expect(never.text).toContain('root cause here');
+      });
+
+      it('explains a cancelled running task; refuses what is not its future', async () => {
+        const file = tempFile('aborted');
+        const f = ex.submit(sleepRecord, file, 10_000);
+        await until(() => lines(file).includes('started'), 'the task to start');
+        await f.cancel();
+        const cancelled: Explanation = await ex.explain(f);
+        expect(cancelled.status).toBe('cancelled');
+        expect(cancelled.attempts.at(-1)).toMatchObject({ number: 1, outcome: 'cancelled' });
+        expect(cancelled.text).toMatch(
+          /cancelled by Future\.cancel\(\) (while it was running|after it was handed)/,
+        );
+
+        const other = await new LocalExecutor().start();
+        try {
+          const foreign = other.submit(add, 1, 2);
+          await foreign;
+          await expect(ex.explain(foreign)).rejects.toBeInstanceOf(WeftError);
+        } finally {
+          await other.shutdown();
+        }
+        await expect(ex.explain({} as Future<unknown>)).rejects.toThrow(/not a future/);
+      });
+    });
+
     describe('events', () => {
       it('emits submitted first and exactly one terminal event per task', async () => {
         const seen: TaskEvent[] = [];
@@ -645,6 +758,28 @@ export function conformance(label: string, make: () => Executor, caps: Capabilit
               ex.submit(appendOrder, file, 'tie-2'),
               ex.submit(high, file, 'high-2'),
             ];
+            // Explained before the next microtask: every executor still holds them in its ready queue.
+            const queued = await ex.explain(tasks[0]!);
+            expect(queued.status).toBe('pending');
+            expect(queued.attempts).toEqual([]);
+            expect(queued.text).toContain('in the ready queue, at position 5 of 5');
+            expect(queued.text).toContain(
+              '4 tasks will start before it (2 of priority 5, 2 of priority 0; its own priority is -5)',
+            );
+            expect(queued.text).toContain(blocker.key);
+            if (ex instanceof DistributedExecutor) {
+              // Then sent to Redis: it waits in the cluster's queue, behind the busy worker.
+              let later: Explanation | undefined;
+              const deadline = Date.now() + 15_000;
+              while (!(later = await ex.explain(tasks[0]!)).text.includes("cluster's queue")) {
+                if (Date.now() > deadline)
+                  throw new Error(`not sent to the cluster: ${later.text}`);
+                await new Promise((r) => setTimeout(r, 20));
+              }
+              expect(later.text).toMatch(
+                /waits in the cluster's queue tasks \(job .*\): no worker has taken it yet\. 1 live worker can take it/,
+              );
+            }
             open(gate);
             await ex.wait([blocker, tasks]);
             expect(lines(file)).toEqual(['high', 'high-2', 'tie-1', 'tie-2', 'low']);

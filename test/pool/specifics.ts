@@ -20,6 +20,7 @@ import {
   exitWith,
   free,
   hang,
+  holdGpu,
   hangWithTimeout,
   killSelf,
   needsTpu,
@@ -30,7 +31,7 @@ import {
 } from '../fixtures/crashes.js';
 import { sleep, whereAmI } from '../fixtures/tasks.js';
 import { area } from '../fixtures/ts-syntax.js';
-import { lines, rejection, tempFile, thrown, until } from '../helpers/util.js';
+import { lines, open, rejection, tempFile, tempPath, thrown, until } from '../helpers/util.js';
 
 const graceMs = 300;
 
@@ -101,6 +102,20 @@ export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
       expect(await ex.wait(ex.map(whoAmI, [1, 2, 3, 4]))).toHaveLength(4);
       const failed = taskEvents.filter((e) => e.key === crashing.key && e.type === 'failed');
       expect(failed).toHaveLength(1);
+      const explained = await ex.explain(crashing);
+      expect(explained.status).toBe('error');
+      expect(explained.attempts).toEqual([
+        expect.objectContaining({
+          number: 1,
+          worker: crashed!.worker,
+          outcome: 'crashed',
+          exitCode: 3,
+          signal: null,
+          outOfMemory: false,
+        }),
+      ]);
+      expect(explained.text).toContain(`attempt 1 on ${crashed!.worker} crashed its worker after`);
+      expect(explained.text).toContain('(exit code 3)');
     });
 
     it('retries a task whose worker crashed when it has retries left', async () => {
@@ -132,7 +147,12 @@ export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
         const error = (await rejection(f)) as WorkerCrashedError;
         expect(error).toBeInstanceOf(WorkerCrashedError);
         expect(error.message).toMatch(/memory/i);
+        expect(error.outOfMemory).toBe(true);
         await replaced(workerOf(f.key)!, joinedBefore);
+        const explained = await ex.explain(f);
+        expect(explained.attempts[0]).toMatchObject({ outcome: 'crashed', outOfMemory: true });
+        expect(explained.text).toContain('it ran out of memory');
+        expect(explained.text).toContain('Raise the memory limit');
         expect(await ex.submit(whoAmI)).toBeGreaterThan(0);
       },
     );
@@ -148,6 +168,14 @@ export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
         const crashed = await replaced(workerOf(f.key)!, joinedBefore);
         expect(crashed.type).toBe('crashed');
         expect(crashed.signal).toBe('SIGKILL');
+        const explained = await ex.explain(f);
+        expect(explained.attempts[0]).toMatchObject({
+          outcome: 'crashed',
+          signal: 'SIGKILL',
+          worker: crashed.worker,
+        });
+        expect(explained.text).toContain(`on ${crashed.worker} crashed its worker`);
+        expect(explained.text).toContain('killed by signal SIGKILL');
         expect(await ex.submit(whoAmI)).toBeGreaterThan(0);
       });
 
@@ -180,6 +208,12 @@ export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
       expect(stopped.time - submitted).toBeLessThan(10_000);
       expect(await ex.submit(whoAmI)).toBeGreaterThan(0);
       expect(Date.now() - submitted).toBeLessThan(15_000);
+      const explained = await ex.explain(f);
+      expect(explained.attempts).toEqual([
+        expect.objectContaining({ outcome: 'timeout', timeoutMs: 300, worker: stopped.worker }),
+      ]);
+      expect(explained.text).toContain(`attempt 1 on ${stopped.worker} timed out after`);
+      expect(explained.text).toContain('past its limit of timeoutMs 300');
     });
 
     it('cancels a running task that ignores its signal by replacing its worker', async () => {
@@ -195,6 +229,13 @@ export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
       expect(stopped.time - cancelled).toBeGreaterThanOrEqual(graceMs - 50);
       expect(stopped.time - cancelled).toBeLessThan(10_000);
       expect(await ex.submit(whoAmI)).toBeGreaterThan(0);
+      const explained = await ex.explain(f);
+      expect(explained.attempts).toEqual([
+        expect.objectContaining({ outcome: 'cancelled', worker: stopped.worker }),
+      ]);
+      expect(explained.text).toContain(
+        `was cancelled by Future.cancel() while it was running on ${stopped.worker}, after`,
+      );
     });
 
     it('runs a TypeScript task module (enum, parameter properties) in its workers', async () => {
@@ -214,6 +255,36 @@ export function poolSpecifics(scheduler: 'threads' | 'processes'): void {
   });
 
   describe(`LocalPoolExecutor (${scheduler}) resources`, () => {
+    it(
+      'explains a task waiting for a resource: how much is offered, free, and which task holds it',
+      { timeout: 60_000 },
+      async () => {
+        await new LocalPoolExecutor({ scheduler, workers: 2, resources: { GPU: 1 } }).start(
+          async (pool) => {
+            const gate = tempPath('gate');
+            const log = tempFile('holder');
+            const holder = pool.submit(holdGpu, gate, log);
+            await until(() => lines(log).includes('started'), 'the GPU holder to start');
+            const waiting = pool.submit(holdGpu, gate, tempFile('second'));
+            let explained = await pool.explain(waiting);
+            // Ready at first; blocked once the pool tried to start it.
+            for (let i = 0; i < 100 && !explained.text.includes('resource GPU'); i++) {
+              await new Promise((r) => setTimeout(r, 10));
+              explained = await pool.explain(waiting);
+            }
+            expect(explained.status).toBe('pending');
+            expect(explained.waitingFor).toEqual([]);
+            expect(explained.attempts).toEqual([]);
+            expect(explained.text).toContain(
+              `waits for resource GPU: it needs 1, LocalPoolExecutor (${scheduler}) offers GPU=1 in all, 0 is free, held by ${holder.key} (GPU=1)`,
+            );
+            open(gate);
+            expect(await pool.wait([holder, waiting])).toEqual(['released', 'released']);
+          },
+        );
+      },
+    );
+
     it(
       'never overlaps two GPU=1 tasks on a GPU=1 pool, while a task without resources runs beside them',
       { timeout: 60_000 },
