@@ -612,7 +612,7 @@ export function conformance(label: string, make: () => Executor, caps: Capabilit
         expect(timedOut.text).toContain('timeoutMs 300');
 
         const root = ex.submit(failPlain, 'root cause here');
-        const child = ex.submit(double, root as unknown as Future<number>);
+        const child = ex.submit(double, root);
         await rejection(child);
         const never = await ex.explain(child);
         expect(never.status).toBe('error');
