@@ -125,6 +125,37 @@ program
     (await import('./dashboard-command.js')).dashboardCommand(options),
   );
 
+program
+  .command('explain')
+  .description(
+    'say why a task of a live cluster is where it is: what it waits for, where it runs, how it failed',
+  )
+  .argument('<key>', 'the task key (Future.key, the key field of task events, the dashboard)')
+  .option(
+    '--address <url>',
+    'redis://, rediss:// or redis+cluster:// address of the cluster (default: WEFT_ADDRESS)',
+  )
+  .option('--prefix <prefix>', 'Redis key prefix of the cluster (default weft)')
+  .option(
+    '--secret-file <path>',
+    'accept only explanations signed with a secret in this file (default: WEFT_SECRET)',
+  )
+  .option('--json', 'print the whole explanation as JSON')
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 found (whatever the task's state), 1 unknown key, 2 bad arguments.
+A task is known while the client that submitted it runs, and a failed one for a day after.`,
+  )
+  // Bad arguments exit 2 (commander's own default is 1).
+  .exitOverride((error) => {
+    if (error.exitCode === 0) process.exit(0);
+    throw new CliError(error.message.replace(/^error: /, 'weft explain: '), 2);
+  })
+  .action(async (key: string, options: import('./explain-command.js').ExplainCommandOptions) =>
+    (await import('./explain-command.js')).explainCommand(key, options),
+  );
+
 // Every command says what went wrong in its own name and points at its own help, rather than
 // printing the whole help after the error.
 for (const command of [program, ...program.commands]) {

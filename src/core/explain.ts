@@ -78,6 +78,8 @@ export interface Situation {
     /** Priority -> how many queued tasks of that priority start before it. */
     ahead: Map<number, number>;
     running: string[];
+    /** The runtime takes more attempts right now: it is about to be dispatched. */
+    hasCapacity: boolean;
   };
   blocked?: ResourceWait[];
   /** The current attempt, from its hand-over to a worker to its end. */
@@ -291,10 +293,13 @@ function pendingText(s: Situation, task: string, out: string[]): void {
             .sort((a, b) => b[0] - a[0])
             .map(([p, n]) => `${n} of priority ${p}`)
             .join(', ')}; its own priority is ${s.priority})`;
-    const running =
+    const list =
       q.running.length > 0
-        ? ` Every worker slot is taken by running tasks: ${q.running.slice(0, 5).join(', ')}${q.running.length > 5 ? ` and ${q.running.length - 5} more` : ''}.`
-        : ' Every worker slot is taken.';
+        ? `${q.running.slice(0, 5).join(', ')}${q.running.length > 5 ? ` and ${q.running.length - 5} more` : ''}`
+        : 'none';
+    const running = q.hasCapacity
+      ? ` A worker slot is free, so it is about to be handed to a worker (running now: ${list}).`
+      : ` Every worker slot is taken by running tasks: ${list}.`;
     out.push(
       `${task} is pending: it is ready and waits in the ready queue, at position ${q.position} of ${q.size}; ${ahead}.${running} Raise its priority to start it sooner, or add workers.`,
     );

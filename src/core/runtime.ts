@@ -6,6 +6,7 @@
 import type { Boundary } from './values.js';
 import type { TaskDefinition } from './task.js';
 import type { WorkerEvent } from './events.js';
+import type { Explanation } from './explain.js';
 
 /** How a task reaches a worker: by module and name, or by source. */
 export type TaskRef =
@@ -56,6 +57,8 @@ export interface RuntimeHost {
   workerEvent(event: WorkerEvent): void;
   /** Something the user must know (Redis unreachable, back): stderr and a `warning` event. */
   warning(message: string): void;
+  /** Explains an unsettled task by key (for `weft explain`); undefined when it is not here. */
+  explainKey?(key: string): Promise<Explanation> | undefined;
 }
 
 export interface Runtime {
@@ -93,6 +96,11 @@ export interface Runtime {
     attempt: Attempt,
     worker: string | undefined,
   ): string | undefined | Promise<string | undefined>;
+  /**
+   * Optional: a task failed for good after at least one attempt; `explain` builds its explanation
+   * (a cluster stores it so that `weft explain` finds it after the client is gone).
+   */
+  taskFailed?(key: string, explain: () => Promise<Explanation>): void;
   /** Releases every worker, handle and timer. Attempts still running are stopped. */
   close(): Promise<void>;
 }

@@ -72,7 +72,7 @@ let keyCounter = 0;
 class TaskRecord implements FutureSource<unknown> {
   /** Built on first use: 100,000 pending futures should not hold 100,000 key strings. */
   #key: string | undefined;
-  readonly #keyId: number;
+  readonly keyId: number;
   readonly seq: number;
   status: FutureStatus = 'pending';
   where: Where = 'waiting';
@@ -106,13 +106,13 @@ class TaskRecord implements FutureSource<unknown> {
     public args: unknown[],
     seq: number,
   ) {
-    this.#keyId = keyCounter++;
+    this.keyId = keyCounter++;
     this.seq = seq;
   }
 
   /** Unique per submission: the task's name, this process's random prefix, a counter. */
   get key(): string {
-    return (this.#key ??= `${this.definition.options.name}-${keyPrefix}${this.#keyId.toString(16)}`);
+    return (this.#key ??= `${this.definition.options.name}-${keyPrefix}${this.keyId.toString(16)}`);
   }
 
   get name(): string {
@@ -670,6 +670,8 @@ export class Scheduler implements RuntimeHost {
       this.#settling--;
     }
     if (!settled) return;
+    if (status === 'error' && attempt > 0 && this.#runtime.taskFailed)
+      this.#runtime.taskFailed(record.key, () => this.#explain(record));
     if (this.#settling === 0 && this.#ready.size > 0) this.#schedulePump();
     this.#outstanding.delete(record);
     if (this.#events.active) {
@@ -708,8 +710,27 @@ export class Scheduler implements RuntimeHost {
    * record, the ready queue, resources) plus the record's attempt history; scans the outstanding
    * tasks, so it costs O(tasks) per call and nothing when never called.
    */
-  async explain(future: unknown): Promise<Explanation> {
-    const record = sourceOf(future) as TaskRecord;
+  explain(future: unknown): Promise<Explanation> {
+    return this.#explain(sourceOf(future) as TaskRecord);
+  }
+
+  /**
+   * Explains an unsettled task of this scheduler by its key (for `weft explain` from another
+   * process); undefined when it has none such. Parses the key rather than indexing records:
+   * an index would cost every task something, and this is rare.
+   */
+  explainKey(key: string): Promise<Explanation> | undefined {
+    const dash = key.lastIndexOf('-');
+    const tail = key.slice(dash + 1);
+    if (dash < 0 || !tail.startsWith(keyPrefix)) return undefined;
+    const id = Number.parseInt(tail.slice(keyPrefix.length), 16);
+    if (!Number.isSafeInteger(id)) return undefined;
+    for (const record of this.#outstanding)
+      if (record.keyId === id && record.key === key) return this.#explain(record);
+    return undefined;
+  }
+
+  async #explain(record: TaskRecord): Promise<Explanation> {
     const history = record.history;
     const attempts: AttemptExplanation[] = history ? [...history.attempts] : [];
     const situation: Situation = {
@@ -729,7 +750,12 @@ export class Scheduler implements RuntimeHost {
         break;
       case 'ready': {
         const rank = this.#ready.rank(record);
-        if (rank) situation.queue = { ...rank, running: this.#runningKeys() };
+        if (rank)
+          situation.queue = {
+            ...rank,
+            running: this.#runningKeys(),
+            hasCapacity: this.#runtime.capacity() > 0,
+          };
         break;
       }
       case 'blocked':

@@ -24,7 +24,8 @@ import { connect, explainPermission, waitForRedis, type RedisTarget } from './co
 import { ClientSession } from './session.js';
 import type { TlsMaterial } from './tls.js';
 import { batchParts, jobParts, resultParts, type Signer } from './signing.js';
-import { describeClusterAttempt, type ClusterSlot } from './explain.js';
+import { ExplainService, describeClusterAttempt, type ClusterSlot } from './explain.js';
+import type { Explanation } from '../core/explain.js';
 import {
   bullPriority,
   decode,
@@ -124,6 +125,8 @@ export class DistributedRuntime implements Runtime {
   /** Deletes a stored value once nothing can use it: no future, no pending task holds its reference. */
   readonly #unreachable = new FinalizationRegistry<string>((key) => this.#release(key));
   #releasing: string[] = [];
+  /** Answers `weft explain` for this client's tasks; stores failed tasks' explanations. */
+  #explainService: ExplainService | undefined;
 
   constructor(options: DistributedRuntimeOptions) {
     this.#options = options;
@@ -166,6 +169,16 @@ export class DistributedRuntime implements Runtime {
       2000,
     );
     this.#registryTimer.unref();
+    this.#explainService = new ExplainService(
+      this.#redis,
+      this.#options.prefix,
+      this.#options.signer,
+    );
+    await this.#explainService
+      .listen(connect(target, `weft-client-${this.clientId}-explain`), (key) =>
+        host.explainKey?.(key),
+      )
+      .catch(() => undefined);
     this.#readLoop = this.#read();
   }
 
@@ -344,8 +357,13 @@ export class DistributedRuntime implements Runtime {
     }).catch(() => undefined);
   }
 
+  taskFailed(key: string, explain: () => Promise<Explanation>): void {
+    this.#explainService?.store(key, explain);
+  }
+
   async close(): Promise<void> {
     this.#closing = true;
+    this.#explainService?.close();
     clearInterval(this.#registryTimer);
     clearInterval(this.#shutdownTimer);
     this.#shutdownTimer = undefined;

@@ -35,6 +35,12 @@
  *                                      workers and clients only while P:watch exists.
  *   channel P:control                  pub/sub: `cancel <clientId> <attemptId>`, `sig <signature>`,
  *                                      `gone <clientId>` (a client left: stop its work at once).
+ *   channel P:explain                  pub/sub: `weft explain` asks, JSON { k: task key, r: reply
+ *                                      key }; the client that holds the task answers.
+ *   P:explain-reply:<id>               list: the answer, JSON { e: Explanation JSON, h: HMAC with
+ *                                      a secret } (client RPUSHes, `weft explain` BLPOPs; 60 s TTL).
+ *   P:explained:<taskKey>              the same JSON for a task that failed, written by its client
+ *                                      when it fails, so it outlives the client (one day TTL).
  *
  * A job is a chunk of attempts of one client (map and bursts of submits travel together):
  *   JobData.c   client id (where results go)
@@ -181,6 +187,9 @@ export function keys(prefix: string) {
     watch: `${prefix}:watch`,
     client: (clientId: string) => `${prefix}:client:${clientId}`,
     epoch: `${prefix}:epoch`,
+    explain: `${prefix}:explain`,
+    explained: (taskKey: string) => `${prefix}:explained:${taskKey}`,
+    explainReply: (requestId: string) => `${prefix}:explain-reply:${requestId}`,
   };
 }
 

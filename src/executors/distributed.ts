@@ -32,6 +32,7 @@ import {
   type WorkerInfo,
 } from '../distributed/wire.js';
 import type { Attempt, Runtime, RuntimeHost } from '../core/runtime.js';
+import type { Explanation } from '../core/explain.js';
 import { BaseExecutor, type DashboardOption, type EngineSettings } from './base.js';
 
 /** Options of `DistributedExecutor`. */
@@ -323,6 +324,9 @@ class ClusterRuntime implements Runtime {
   }
   store(value: unknown, key: string): unknown {
     return this.#inner!.store(value, key);
+  }
+  taskFailed(key: string, explain: () => Promise<Explanation>): void {
+    this.#inner?.taskFailed(key, explain);
   }
   explain(attempt: Attempt, worker: string | undefined): Promise<string | undefined> {
     return this.#inner?.explain(attempt, worker) ?? Promise.resolve(undefined);
