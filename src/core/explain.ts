@@ -163,7 +163,10 @@ export function describeAttempt(attempt: AttemptExplanation, now = Date.now()): 
       ? formatDuration((attempt.endedAt ?? now) - attempt.startedAt)
       : undefined;
   const after = took ? ` after ${took}` : '';
-  const error = attempt.error ? `${attempt.error.name}: ${attempt.error.message}` : '';
+  // Sentences here end in '.', so a message's own final period goes.
+  const error = attempt.error
+    ? `${attempt.error.name}: ${attempt.error.message.replace(/\.\s*$/, '')}`
+    : '';
   switch (attempt.outcome) {
     case 'running':
       return `attempt ${attempt.number}${where} is running${took ? ` (for ${took})` : ''}`;
@@ -179,7 +182,9 @@ export function describeAttempt(attempt: AttemptExplanation, now = Date.now()): 
       if (attempt.signal) how.push(`killed by signal ${attempt.signal}`);
       else if (attempt.exitCode !== undefined && attempt.exitCode !== null)
         how.push(`exit code ${attempt.exitCode}`);
-      return `attempt ${attempt.number}${where} crashed its worker${after}${how.length ? ` (${how.join(', ')})` : ''}: ${error}`;
+      // The crash's first sentence (who died and how); the rest is advice the text gives anyway.
+      const first = attempt.error?.message.split(/(?<=\.) |\.$| while running task /)[0] ?? '';
+      return `attempt ${attempt.number}${where} crashed its worker${after}${how.length ? ` (${how.join(', ')})` : ''}: ${first.replace(/\.$/, '')}`;
     }
     default:
       return `attempt ${attempt.number}${where} failed${after} with ${error}`;
@@ -191,7 +196,13 @@ export function explanationText(s: Situation): string {
   const now = Date.now();
   const task = `Task '${s.name}' (key ${s.key})`;
   const out: string[] = [];
-  const failed = s.attempts.filter((a) => a.outcome !== 'running' && a.outcome !== 'finished');
+  const failed = s.attempts.filter(
+    (a) =>
+      a.outcome !== 'running' &&
+      a.outcome !== 'finished' &&
+      // A cancelled task's last attempt is told by the cancel sentence itself.
+      !(s.status === 'cancelled' && a.outcome === 'cancelled'),
+  );
   const history = (): void => {
     if (failed.length === 0) return;
     const dropped = s.droppedAttempts > 0 ? ` (${s.droppedAttempts} older not kept)` : '';
@@ -268,8 +279,8 @@ function pendingText(s: Situation, task: string, out: string[]): void {
     );
     return;
   }
-  if (s.blocked && s.blocked.length > 0) {
-    const parts = s.blocked.map((b) => {
+  const resourceParts = (): string[] =>
+    (s.blocked ?? []).map((b) => {
       const offered =
         b.offered === undefined ? '' : `${s.label} offers ${b.resource}=${b.offered} in all, `;
       const holders =
@@ -278,6 +289,8 @@ function pendingText(s: Situation, task: string, out: string[]): void {
           : 'held by no running task';
       return `resource ${b.resource}: it needs ${b.need}, ${offered}${b.free} is free, ${holders}`;
     });
+  if (s.blocked && s.blocked.length > 0 && !s.queue) {
+    const parts = resourceParts();
     out.push(
       `${task} is pending: it is ready but waits for ${parts.join('; and ')}. It starts when enough is released; give the executor more of it (resources option) to run more at once.`,
     );
@@ -303,6 +316,8 @@ function pendingText(s: Situation, task: string, out: string[]): void {
     out.push(
       `${task} is pending: it is ready and waits in the ready queue, at position ${q.position} of ${q.size}; ${ahead}.${running} Raise its priority to start it sooner, or add workers.`,
     );
+    if (s.blocked && s.blocked.length > 0)
+      out.push(`Even with a free worker it would wait for ${resourceParts().join('; and ')}.`);
     return;
   }
   out.push(`${task} is pending: it is about to start.`);
@@ -336,11 +351,10 @@ function errorText(
       .join('; ')}${s.droppedAttempts > 0 ? ` (${s.droppedAttempts} older not kept)` : ''}.`,
   );
   const last = failed[failed.length - 1]!;
-  if (last.outcome === 'crashed')
+  // Out of memory: the crash's own sentence already says which limit to raise.
+  if (last.outcome === 'crashed' && !last.outOfMemory)
     out.push(
-      last.outOfMemory
-        ? 'Raise the memory limit (resourceLimits.maxOldGenerationSizeMb) or make the task use less.'
-        : 'The task killed its worker (process.exit, a signal, a native crash); fix it, or give it retries.',
+      'The task killed its worker (process.exit, a signal, a native crash); fix it, or give it retries.',
     );
   else if (last.outcome === 'timeout')
     out.push('Raise timeoutMs, or make the task stop sooner (check taskContext().signal).');

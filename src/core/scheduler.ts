@@ -756,6 +756,8 @@ export class Scheduler implements RuntimeHost {
             running: this.#runningKeys(),
             hasCapacity: this.#runtime.capacity() > 0,
           };
+        const short = this.#resourceWaits(record);
+        if (short.length > 0) situation.blocked = short;
         break;
       }
       case 'blocked':
