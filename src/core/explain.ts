@@ -289,7 +289,8 @@ function pendingText(s: Situation, task: string, out: string[]): void {
           : 'held by no running task';
       return `resource ${b.resource}: it needs ${b.need}, ${offered}${b.free} is free, ${holders}`;
     });
-  if (s.blocked && s.blocked.length > 0 && !s.queue) {
+  // Queued with a worker free, a task short of a resource is held back by the resource alone.
+  if (s.blocked && s.blocked.length > 0 && (!s.queue || s.queue.hasCapacity)) {
     const parts = resourceParts();
     out.push(
       `${task} is pending: it is ready but waits for ${parts.join('; and ')}. It starts when enough is released; give the executor more of it (resources option) to run more at once.`,

@@ -47,6 +47,11 @@ export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown
 export interface RuntimeHost {
   /** The attempt began running on `worker`. */
   started(attempt: Attempt, worker: string): void;
+  /**
+   * Optional: the runtime learned only at the end which worker ran the attempt (a cluster whose
+   * workers were not asked to report starts); call before `settled`.
+   */
+  ranOn?(attempt: Attempt, worker: string): void;
   /** The attempt ended. Calls for attempts the scheduler gave up on are ignored. */
   settled(attempt: Attempt, outcome: Outcome): void;
   /** The attempt never started (its worker went away first): run it again without counting it. */

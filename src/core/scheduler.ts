@@ -508,6 +508,11 @@ export class Scheduler implements RuntimeHost {
     if (this.#events.active) this.#emitTask('started', record, { worker, attempt: attempt.number });
   }
 
+  ranOn(attempt: Attempt, worker: string): void {
+    const record = (attempt as AttemptOf).record;
+    if (record.current === attempt && record.worker !== undefined) record.worker = worker;
+  }
+
   settled(attempt: Attempt, outcome: Outcome): void {
     const record = this.#report(attempt);
     if (record) {

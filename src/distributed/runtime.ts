@@ -696,6 +696,7 @@ export class DistributedRuntime implements Runtime {
     }
     this.#inflight.delete(id);
     try {
+      if (worker) host.ranOn?.(attempt, worker);
       if (status === 'ok')
         host.settled(attempt, { ok: true, value: value ? decode(value) : undefined });
       else if (status === 'ref')
