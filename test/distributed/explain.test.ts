@@ -4,6 +4,7 @@
  * infeasible resource on a cluster joined by address, an unknown key, bad arguments.
  */
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,6 +91,30 @@ describe('weft explain against a live cluster', { timeout: 60_000 }, () => {
     // The worker comes with each result, though the client did not ask workers to report starts.
     expect(after.stdout).toMatch(/attempt 1 on local-\d+ failed after/);
     expect(after.stdout).toContain('Error: attempt 2 failed');
+  });
+
+  it('signs explanations with the client secret; a wrong --secret-file is refused', async () => {
+    const client = await new DistributedExecutor({ address, secret: 'explain-secret' }).start();
+    let key: string;
+    try {
+      // These workers have no secret: the task fails with SignatureError, and is stored signed.
+      const refused = client.submit(alwaysFails);
+      await rejection(refused);
+      key = refused.key;
+    } finally {
+      await client.shutdown({ cancelPending: true });
+    }
+    const right = tempFile('secret');
+    writeFileSync(right, 'explain-secret\n');
+    const wrong = tempFile('wrong');
+    writeFileSync(wrong, 'another-secret\n');
+    const signed = await weft('explain', key, '--address', address, '--secret-file', right);
+    expect(signed.status, signed.stderr).toBe(0);
+    expect(signed.stdout).toContain(`(key ${key}) failed`);
+    expect(signed.stdout).toContain('SignatureError');
+    const forged = await weft('explain', key, '--address', address, '--secret-file', wrong);
+    expect(forged.status).not.toBe(0);
+    expect(forged.stderr).toContain('not signed with any of your secrets');
   });
 
   it('exits 1 for an unknown key, saying where keys come from; 2 for bad arguments', async () => {
