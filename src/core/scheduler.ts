@@ -85,8 +85,6 @@ class TaskRecord implements FutureSource<unknown> {
   current: Attempt | undefined;
   timer: NodeJS.Timeout | undefined;
   startedAt = 0;
-  /** performance.now() when it settled. */
-  endedAt = 0;
   /** The worker of the current attempt, once it started (reset when an attempt is handed out). */
   worker: string | undefined;
   /** Made on the first failed attempt, retry or cancel: a successful task never allocates one. */
@@ -662,7 +660,6 @@ export class Scheduler implements RuntimeHost {
   }
 
   #finish(record: TaskRecord, status: 'finished' | 'error' | 'cancelled', value: unknown): void {
-    if (record.where !== 'done') record.endedAt = performance.now();
     const worker = record.worker;
     const startedAt = record.startedAt;
     const attempt = record.attempts;
@@ -795,13 +792,10 @@ export class Scheduler implements RuntimeHost {
         if (record.status === 'finished' && record.attempts > 0) {
           attempts.push({
             number: record.attempts,
+            // No end time: taking one per task would cost every task (W1) for a rare question.
             ...(record.worker === undefined
               ? {}
-              : {
-                  worker: record.worker,
-                  startedAt: epochOf(record.startedAt),
-                  endedAt: epochOf(record.endedAt),
-                }),
+              : { worker: record.worker, startedAt: epochOf(record.startedAt) }),
             outcome: 'finished',
           });
         } else if (record.status !== 'finished') {
