@@ -18,6 +18,7 @@ export interface AttemptExplanation {
   /** The worker that ran it, where known (`caller` for executors in the caller's thread). */
   worker?: string;
   startedAt?: number;
+  /** For an attempt that ended other than `finished` (a success records no time, to cost nothing). */
   endedAt?: number;
   outcome: AttemptOutcome;
   /** What ended it, for every outcome but `running` and `finished`. */
