@@ -115,7 +115,8 @@ export function endedAttempt(
     number,
     ...(worker === undefined ? {} : { worker }),
     ...(startedAt === undefined ? {} : { startedAt }),
-    endedAt: Date.now(),
+    // The clock startedAt comes from (performance's, as epoch ms): Date.now() may lag it by a ms.
+    endedAt: Math.max(startedAt ?? 0, Math.round(performance.timeOrigin + performance.now())),
     outcome: outcomeOf(error),
     ...(described ? { error: { name: described.name, message: described.message } } : {}),
   };
