@@ -9,7 +9,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        project: ['./tsconfig.json', './tsconfig.test.json'],
+        project: ['./tsconfig.json', './tsconfig.browser.json', './tsconfig.test.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },

@@ -5,7 +5,23 @@
  */
 import { isIP } from 'node:net';
 import { ConfigurationError } from '../core/errors.js';
+import type { Explanation } from '../core/explain.js';
 import { checkOptionKeys, describeOption, optionDefaults, optionKeys } from '../core/options.js';
+
+/** What a running dashboard gives back (see server.ts). */
+export interface DashboardHandle {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * How the dashboard explains a task when its bar or error is clicked: the explanation of the task
+ * with this future key, or undefined when the caller does not know (or no longer keeps) it. An
+ * executor passes one over its own tasks; `weft dashboard` one that asks the cluster's clients.
+ */
+export type ExplainByKey = (
+  key: string,
+) => Promise<Explanation | undefined> | Explanation | undefined;
 
 /** Where the dashboard listens. */
 export interface DashboardSettings {

@@ -1,6 +1,6 @@
 /**
  * The dashboard page's HTML and CSS: plain files held as strings, so `tsc` ships them in dist and
- * no build step is needed. The script that fills the page lives in page-script.ts.
+ * no build step is needed. The script that fills the page is browser/dashboard.ts.
  */
 
 const escapeHtml = (text: string): string =>
@@ -52,8 +52,17 @@ export function pageHtml(label: string): string {
   </section>
   <section id="errors-box"><h2>Recent errors <span class="muted" id="errors-note"></span></h2><div id="errors"><p class="muted">none yet</p></div></section>
 </main>
+<aside id="explain" hidden aria-live="polite">
+  <div class="section-head">
+    <h2>Why? <span id="explain-key"></span></h2>
+    <span class="muted" id="explain-status"></span>
+    <button type="button" id="explain-close" title="close (Esc)" aria-label="close">×</button>
+  </div>
+  <p id="explain-text"></p>
+  <div id="explain-attempts"></div>
+</aside>
 <script src="/assets/chart.js"></script>
-<script src="/assets/dashboard.js"></script>
+<script type="module" src="/assets/dashboard.js"></script>
 </body>
 </html>
 `;
@@ -75,7 +84,7 @@ header h1 { font-size: 18px; margin: 0; white-space: nowrap; }
 .totals span { color: var(--muted); white-space: nowrap; }
 .totals b { color: var(--text); font-variant-numeric: tabular-nums; }
 .status { margin-left: auto; max-width: 260px; text-align: right; }
-main { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 14px; padding: 14px 20px; }
+main { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: 14px; padding: 14px 20px; }
 section { background: var(--panel); border-radius: 8px; padding: 12px 14px; min-width: 0; }
 h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); margin: 0 0 10px; font-weight: 600; }
 .section-head { display: flex; gap: 16px; align-items: baseline; }
@@ -92,18 +101,32 @@ select { background: var(--bg); color: var(--text); border: 1px solid var(--line
 .bar i.cancelled { background: var(--cancelled); }
 .bar i.running { opacity: .45; }
 table { width: 100%; border-collapse: collapse; font-size: 13px; }
+#workers-box { overflow-x: auto; }
 td, th { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 500; }
-#workers td:first-child { white-space: nowrap; }
+#workers td.worker { overflow-wrap: anywhere; min-width: 7em; }
+#workers td.resources { overflow-wrap: anywhere; min-width: 6em; }
+#workers .task { cursor: pointer; }
 .reason { display: block; font-size: 12px; color: var(--muted); }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 .state-joined { color: var(--ok); } .state-left { color: var(--muted); } .state-crashed { color: var(--bad); }
-.task { display: inline-block; margin-right: 8px; white-space: nowrap; }
+.task { display: inline-block; margin-right: 8px; }
 .dot { display: inline-block; width: 8px; height: 8px; border-radius: 2px; margin-right: 4px; }
 .error { border-left: 3px solid var(--bad); padding: 6px 10px; margin-bottom: 8px; background: #1f1518; border-radius: 0 4px 4px 0; }
 .error .msg { font-weight: 600; word-break: break-word; }
 .error pre { white-space: pre-wrap; word-break: break-word; font-size: 11.5px; color: #c9d1d9; margin: 4px 0 0; max-height: 220px; overflow: auto; }
+.error { cursor: pointer; }
 .error summary { cursor: pointer; }
+#explain { position: fixed; top: 12px; right: 12px; bottom: 12px; width: min(560px, calc(100vw - 24px)); overflow: auto; z-index: 10;
+  background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; box-shadow: 0 8px 30px #000a; }
+#explain[hidden] { display: none; }
+#explain h2 { text-transform: none; letter-spacing: 0; font-size: 14px; color: var(--text); }
+#explain-key { font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
+#explain-text { white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0 12px; }
+#explain-close { background: none; border: 0; color: var(--muted); font-size: 20px; line-height: 1; cursor: pointer; padding: 0 4px; }
+#explain-close:hover { color: var(--text); }
+#explain td.detail { overflow-wrap: anywhere; }
+.outcome-failed td, .outcome-crashed td, .outcome-timeout td { color: var(--bad); }
 .muted { color: var(--muted); }
 @media (max-width: 900px) { main { grid-template-columns: 1fr; } #stream-box, #errors-box { grid-column: 1; } }
 `;

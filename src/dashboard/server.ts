@@ -13,6 +13,11 @@
  * - otherwise `bars` holds only bars newer than the previous message's `lastSeq`;
  * - `errors` is present only when `errorsVersion` changed since the previous message.
  * The page appends bars and keeps its errors until new ones come.
+ *
+ * `/api/explain?key=KEY` answers a task's `Explanation` (core/explain.ts) as JSON, from the
+ * `explain` option: 200 with it, 404 with `{ message }` when the task is not known here, 500 with
+ * `{ message }` when explaining failed. The page asks it about a clicked bar or error once a second
+ * while it shows the answer.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -21,10 +26,13 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ConfigurationError } from '../core/errors.js';
 import type { ExecutorEvents } from '../core/events.js';
-import type { DashboardHandle } from '../executors/base.js';
-import { isLoopback, parseDashboardSettings } from './options.js';
+import {
+  isLoopback,
+  parseDashboardSettings,
+  type DashboardHandle,
+  type ExplainByKey,
+} from './options.js';
 import { pageCss, pageHtml } from './page.js';
-import { pageScript } from './page-script.js';
 import { DashboardState, type ErrorView, type Snapshot } from './state.js';
 
 /** Where and under which title `startDashboard` serves the page. */
@@ -41,6 +49,11 @@ export interface DashboardOptions {
   host?: string;
   /** Where the non-loopback warning goes (default `process.stderr`). */
   warn?: (line: string) => void;
+  /**
+   * Explains a task by key when the page asks (a click on its bar or error). Without it the page
+   * says that this dashboard cannot explain tasks.
+   */
+  explain?: ExplainByKey;
 }
 
 /** One message on the live stream (see the protocol above). */
@@ -61,6 +74,13 @@ interface Stream {
 }
 
 let chartSource: string | undefined;
+let pageScript: string | undefined;
+
+/** The page's script, compiled by tsc from browser/dashboard.ts (see tsconfig.browser.json). */
+function dashboardJs(): string {
+  pageScript ??= readFileSync(new URL('./browser/dashboard.js', import.meta.url), 'utf8');
+  return pageScript;
+}
 
 function chartJs(): string {
   // chart.js (a dependency) exports only its module entries; the UMD build sits beside them in dist/.
@@ -146,7 +166,7 @@ export async function startDashboard(
         });
         return;
       case '/assets/dashboard.js':
-        respond(response, 200, 'text/javascript; charset=utf-8', pageScript);
+        respond(response, 200, 'text/javascript; charset=utf-8', dashboardJs());
         return;
       case '/assets/dashboard.css':
         respond(response, 200, 'text/css; charset=utf-8', pageCss);
@@ -160,6 +180,10 @@ export async function startDashboard(
         const since = Number(url.searchParams.get('since') ?? 0);
         const snapshot = state.snapshot(Number.isFinite(since) ? since : 0);
         respond(response, 200, 'application/json', JSON.stringify(snapshot));
+        return;
+      }
+      case '/api/explain': {
+        explainTask(response, url.searchParams.get('key') ?? '', options.explain);
         return;
       }
       case '/api/events': {
@@ -253,6 +277,48 @@ export async function startDashboard(
       return closing;
     },
   };
+}
+
+/** Answers `/api/explain` (protocol above). */
+function explainTask(
+  response: ServerResponse,
+  key: string,
+  explain: ExplainByKey | undefined,
+): void {
+  const fail = (status: number, message: string): void =>
+    respond(response, status, 'application/json', JSON.stringify({ message }));
+  if (!explain) {
+    fail(
+      404,
+      'This dashboard cannot explain tasks: it was started without an executor to ask. Use executor.explain(future) in the program that submitted the task.',
+    );
+    return;
+  }
+  if (!key) {
+    fail(400, 'Ask /api/explain?key=KEY with the key of a task (Future.key).');
+    return;
+  }
+  let answer: ReturnType<ExplainByKey>;
+  try {
+    answer = explain(key);
+  } catch (error) {
+    fail(500, `Explaining task ${key} failed: ${String(error)}`);
+    return;
+  }
+  Promise.resolve(answer).then(
+    (explanation) => {
+      if (response.destroyed) return;
+      if (explanation) respond(response, 200, 'application/json', JSON.stringify(explanation));
+      else
+        fail(
+          404,
+          `No task with key ${key} is known here: the dashboard explains unsettled tasks and the latest settled ones of this run, and this one is gone or was never submitted here.`,
+        );
+    },
+    (error: unknown) => {
+      if (!response.destroyed) fail(500, `Explaining task ${key} failed: ${String(error)}`);
+    },
+  );
 }
 
 function respond(

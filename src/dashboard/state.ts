@@ -14,8 +14,9 @@ const barCancelled = 2;
 
 /**
  * One ended attempt on the task stream, as a tuple to keep the wire small:
- * `[seq, worker, task name, start, end, outcome]`. `seq` numbers bars from 1 in the order they
- * ended; `start` and `end` are milliseconds since the snapshot's `startedAt`.
+ * `[seq, worker, task name, start, end, outcome, key]`. `seq` numbers bars from 1 in the order
+ * they ended; `start` and `end` are milliseconds since the snapshot's `startedAt`; `key` is the
+ * future's key, which the page asks `/api/explain` about when the bar is clicked.
  */
 export type Bar = [
   seq: number,
@@ -24,10 +25,11 @@ export type Bar = [
   start: number,
   end: number,
   outcome: Outcome,
+  key: string,
 ];
 
-/** An attempt running now: `[worker, task name, start]`, start as for `Bar`. */
-export type RunningBar = [worker: string, name: string, start: number];
+/** An attempt running now: `[worker, task name, start, key]`, start and key as for `Bar`. */
+export type RunningBar = [worker: string, name: string, start: number, key: string];
 
 /** Counts for one task name. `running` is attempts running now; the others are totals. */
 export interface NameCounts {
@@ -181,9 +183,9 @@ export class DashboardState {
   /** Everything the page needs; bars only after `since`, errors only when `withErrors`. */
   snapshot(since = 0, withErrors = true): Snapshot {
     const running: RunningBar[] = [];
-    for (const r of this.#running.values()) {
+    for (const [key, r] of this.#running) {
       if (running.length >= maxRunningShown) break;
-      running.push([r.worker, r.name, r.start - this.startedAt]);
+      running.push([r.worker, r.name, r.start - this.startedAt, key]);
     }
     return {
       label: this.#label,
@@ -274,10 +276,17 @@ export class DashboardState {
         view.busy = Math.max(0, view.busy - 1);
         view.running = view.running.filter((r) => r.key !== event.key);
       }
-      this.#addBar(run.worker, run.name, run.start, event.time, outcome);
+      this.#addBar(run.worker, run.name, run.start, event.time, outcome, event.key);
     } else if (event.worker && event.durationMs !== undefined && event.type !== 'retried') {
       // An attempt whose start we did not see (it began before the dashboard did, or elsewhere).
-      this.#addBar(event.worker, event.name, event.time - event.durationMs, event.time, outcome);
+      this.#addBar(
+        event.worker,
+        event.name,
+        event.time - event.durationMs,
+        event.time,
+        outcome,
+        event.key,
+      );
     } else {
       return;
     }
@@ -286,7 +295,14 @@ export class DashboardState {
     else if (outcome === barFailed) worker.failed++;
   }
 
-  #addBar(worker: string, name: string, start: number, end: number, outcome: Outcome): void {
+  #addBar(
+    worker: string,
+    name: string,
+    start: number,
+    end: number,
+    outcome: Outcome,
+    key: string,
+  ): void {
     const seq = ++this.#seq;
     this.#bars[seq % maxBars] = [
       seq,
@@ -295,6 +311,7 @@ export class DashboardState {
       start - this.startedAt,
       end - this.startedAt,
       outcome,
+      key,
     ];
   }
 

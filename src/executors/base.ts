@@ -21,16 +21,41 @@ import type {
 import { waitFor, zipMapArguments } from '../core/wait.js';
 import {
   parseDashboardOption,
+  type DashboardHandle,
   type DashboardOption,
   type DashboardSettings,
 } from '../dashboard/options.js';
 
-export type { DashboardOption };
+export type { DashboardHandle, DashboardOption };
 
-/** What a running dashboard gives back (see ../dashboard/server.ts). */
-export interface DashboardHandle {
-  readonly url: string;
-  close(): Promise<void>;
+/**
+ * Settled tasks a dashboard can still explain: the latest submitted, and apart from them the latest
+ * that failed (the dashboard lists 50 errors), so that a long run does not push its failures out.
+ * Unsettled tasks are always found through the scheduler.
+ */
+const explainableRecent = 2_000;
+const explainableFailed = 100;
+
+/** Futures by key, oldest first, at most `limit` (a Map keeps insertion order). */
+class RecentFutures {
+  readonly #futures = new Map<string, Future<unknown>>();
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  add(future: Future<unknown>): void {
+    this.#futures.delete(future.key);
+    this.#futures.set(future.key, future);
+    if (this.#futures.size > this.#limit) {
+      this.#futures.delete(this.#futures.keys().next().value!);
+    }
+  }
+
+  get(key: string): Future<unknown> | undefined {
+    return this.#futures.get(key);
+  }
 }
 
 /** Settings a facade hands to the shared engine when it starts. */
@@ -52,6 +77,8 @@ export abstract class BaseExecutor implements Executor {
   #shutdown: Promise<void> | undefined;
   readonly #dashboardSettings: Required<DashboardSettings> | undefined;
   #dashboard: DashboardHandle | undefined;
+  /** Only while a dashboard runs: what it can explain besides unsettled tasks. */
+  #recent: { submitted: RecentFutures; failed: RecentFutures } | undefined;
 
   /**
    * `dashboard`: serve a live view of the work while started (see `dashboardUrl`); validated here.
@@ -118,7 +145,40 @@ export abstract class BaseExecutor implements Executor {
     const dashboard = this.#dashboardSettings;
     if (dashboard) {
       const { startDashboard } = await import('../dashboard/server.js');
-      this.#dashboard = await startDashboard(this.#events, { label: this.label, ...dashboard });
+      const recent = {
+        submitted: new RecentFutures(explainableRecent),
+        failed: new RecentFutures(explainableFailed),
+      };
+      const stopWatching = this.#events.on('failed', (event) => {
+        const future = recent.submitted.get(event.key);
+        if (future) recent.failed.add(future);
+      });
+      this.#recent = recent;
+      const explain = (key: string): Promise<Explanation> | undefined => {
+        const unsettled = scheduler.explainKey(key);
+        if (unsettled) return unsettled;
+        const future = recent.failed.get(key) ?? recent.submitted.get(key);
+        return future && scheduler.explain(future);
+      };
+      try {
+        const handle = await startDashboard(this.#events, {
+          label: this.label,
+          ...dashboard,
+          explain,
+        });
+        this.#dashboard = {
+          url: handle.url,
+          close: async () => {
+            stopWatching();
+            if (this.#recent === recent) this.#recent = undefined;
+            await handle.close();
+          },
+        };
+      } catch (error) {
+        stopWatching();
+        this.#recent = undefined;
+        throw error;
+      }
     }
     try {
       await engine.runtime.start(scheduler);
@@ -181,7 +241,11 @@ export abstract class BaseExecutor implements Executor {
     fn: F | Task<F>,
     ...args: MaybeFutures<Parameters<F>>
   ): Future<Awaited<ReturnType<F>>> {
-    return this.#active('submit').submit(fn, args as unknown[]) as Future<Awaited<ReturnType<F>>>;
+    const future = this.#active('submit').submit(fn, args as unknown[]) as Future<
+      Awaited<ReturnType<F>>
+    >;
+    this.#recent?.submitted.add(future);
+    return future;
   }
 
   /**
@@ -196,7 +260,12 @@ export abstract class BaseExecutor implements Executor {
     const name = typeof fn === 'function' ? fn.name || 'fn' : String(fn);
     const calls = zipMapArguments(name, iterables as unknown[]);
     if (calls.length === 0 && typeof fn !== 'function') scheduler.submit(fn, []);
-    return calls.map((args) => scheduler.submit(fn, args)) as Future<Awaited<ReturnType<F>>>[];
+    const futures = calls.map((args) => scheduler.submit(fn, args)) as Future<
+      Awaited<ReturnType<F>>
+    >[];
+    const recent = this.#recent;
+    if (recent) for (const future of futures) recent.submitted.add(future);
+    return futures;
   }
 
   /** Resolves every future inside arrays, tuples and plain objects; rejects with the first task error. */

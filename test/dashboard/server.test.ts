@@ -133,8 +133,8 @@ describe('dashboard state', () => {
     const snapshot = state.snapshot();
     const at = (t: number) => t - snapshot.startedAt;
     expect(snapshot.bars).toEqual([
-      [1, 'w1', 'fetch', at(10), at(20), 1],
-      [2, 'w2', 'fetch', at(25), at(30), 0],
+      [1, 'w1', 'fetch', at(10), at(20), 1, 'a'],
+      [2, 'w2', 'fetch', at(25), at(30), 0, 'a'],
     ]);
     expect(snapshot.names.fetch).toMatchObject({ submitted: 1, retried: 1, finished: 1 });
     expect(snapshot.workers.map((w) => [w.name, w.finished, w.failed, w.running])).toEqual([
