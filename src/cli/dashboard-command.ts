@@ -1,8 +1,10 @@
 /**
- * `weft dashboard --address URL`: a live dashboard of a running cluster, until SIGINT/SIGTERM.
+ * `weft dashboard --address URL`: a live dashboard of a running cluster, until SIGINT/SIGTERM. A
+ * click on a task asks the cluster for its explanation the way `weft explain` does.
  */
 import { ConfigurationError } from '../core/errors.js';
 import { parseAddress } from '../distributed/connection.js';
+import { Signer, secretsFromEnvironment, secretsFromFile } from '../distributed/signing.js';
 import { watchCluster } from '../distributed/watch.js';
 import { redactAddress } from '../distributed/wire.js';
 import { startDashboard } from '../dashboard/server.js';
@@ -11,6 +13,7 @@ export async function dashboardCommand(options: {
   address?: string;
   port?: string;
   prefix?: string;
+  secretFile?: string;
 }): Promise<void> {
   const address = options.address ?? process.env.WEFT_ADDRESS?.trim();
   if (!address) {
@@ -20,9 +23,17 @@ export async function dashboardCommand(options: {
   }
   parseAddress(address, '--address');
   const port = options.port === undefined ? undefined : parsePort(options.port);
-  const watch = await watchCluster(address, options.prefix);
+  const secrets = options.secretFile
+    ? secretsFromFile(options.secretFile)
+    : secretsFromEnvironment();
+  const watch = await watchCluster(
+    address,
+    options.prefix,
+    secrets ? new Signer(secrets) : undefined,
+  );
   const dashboard = await startDashboard(watch.events, {
     label: `cluster ${redactAddress(address)}`,
+    explain: (key) => watch.explain(key),
     ...(port === undefined ? {} : { port }),
   });
   process.stderr.write(`Dashboard: ${dashboard.url}\n`);

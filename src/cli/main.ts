@@ -121,8 +121,13 @@ program
   .option('--address <url>', 'redis:// or rediss:// URL of the cluster (default: WEFT_ADDRESS)')
   .option('--port <n>', 'port (default: a free one)')
   .option('--prefix <prefix>', 'Redis key prefix of the cluster (default weft)')
-  .action(async (options: { address?: string; port?: string; prefix?: string }) =>
-    (await import('./dashboard-command.js')).dashboardCommand(options),
+  .option(
+    '--secret-file <path>',
+    'accept only task explanations signed with a secret in this file (default: WEFT_SECRET)',
+  )
+  .action(
+    async (options: { address?: string; port?: string; prefix?: string; secretFile?: string }) =>
+      (await import('./dashboard-command.js')).dashboardCommand(options),
   );
 
 program

@@ -104,8 +104,8 @@ table { width: 100%; border-collapse: collapse; font-size: 13px; }
 #workers-box { overflow-x: auto; }
 td, th { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 500; }
-#workers td.worker { overflow-wrap: anywhere; min-width: 7em; }
-#workers td.resources { overflow-wrap: anywhere; min-width: 6em; }
+#workers td.worker { overflow-wrap: anywhere; min-width: 8em; }
+#workers .resource { display: inline-block; overflow-wrap: anywhere; }
 #workers .task { cursor: pointer; }
 .reason { display: block; font-size: 12px; color: var(--muted); }
 .num { text-align: right; font-variant-numeric: tabular-nums; }

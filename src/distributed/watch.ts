@@ -5,19 +5,39 @@
  */
 import type { Redis } from 'ioredis';
 import { EventHub, type ExecutorEvents, type TaskEvent } from '../core/events.js';
+import type { Explanation } from '../core/explain.js';
 import { connect, waitForRedis, type RedisTarget } from './connection.js';
 import { effectivePrefix } from './address.js';
+import { requestExplanation } from './explain.js';
+import type { Signer } from './signing.js';
 import { tlsFromEnvironment } from './tls.js';
 import { keys, type WorkerInfo } from './wire.js';
 
 export interface ClusterWatch {
   readonly events: ExecutorEvents;
+  /**
+   * Explains a task by key as `weft explain` does: the client that submitted it answers while it
+   * runs, else the explanation stored when it failed (kept a day); undefined when neither knows
+   * it. Rejects with `SignatureError` when `signer` is given and the answer is not signed with it.
+   */
+  explain(key: string): Promise<Explanation | undefined>;
   close(): Promise<void>;
 }
 
-/** Starts watching the cluster at `address`; events flow until `close()`. */
-export async function watchCluster(address: string, prefix = 'weft'): Promise<ClusterWatch> {
-  const k = keys(effectivePrefix(prefix, address));
+/** How long `explain` waits for a client's answer before reading what a failure stored. */
+const explainWaitMs = 1_500;
+
+/**
+ * Starts watching the cluster at `address`; events flow until `close()`. `signer` checks the
+ * explanations that `explain` reads.
+ */
+export async function watchCluster(
+  address: string,
+  prefix = 'weft',
+  signer?: Signer,
+): Promise<ClusterWatch> {
+  const effective = effectivePrefix(prefix, address);
+  const k = keys(effective);
   const hub = new EventHub();
   const target: RedisTarget = {
     address,
@@ -26,6 +46,10 @@ export async function watchCluster(address: string, prefix = 'weft'): Promise<Cl
   const redis: Redis = connect(target, 'weft-dashboard');
   await waitForRedis(redis, target, 15_000);
   const reader = connect(target, 'weft-dashboard-events');
+  // Its own connection, made on the first question: requestExplanation blocks it while it waits.
+  let explainer: Redis | undefined;
+  /** One question per key at a time: an open page asks every second, a client may take longer. */
+  const asking = new Map<string, Promise<Explanation | undefined>>();
   let closing = false;
   let seen = new Set<string>();
 
@@ -76,10 +100,22 @@ export async function watchCluster(address: string, prefix = 'weft'): Promise<Cl
 
   return {
     events: hub,
+    explain(key) {
+      let answer = asking.get(key);
+      if (!answer) {
+        explainer ??= connect(target, 'weft-dashboard-explain');
+        answer = requestExplanation(explainer, effective, key, signer, explainWaitMs).finally(() =>
+          asking.delete(key),
+        );
+        asking.set(key, answer);
+      }
+      return answer;
+    },
     async close() {
       closing = true;
       clearInterval(timer);
       reader.disconnect();
+      explainer?.disconnect();
       await loop.catch(() => undefined);
       hub.close();
       await redis.quit().catch(() => redis.disconnect());

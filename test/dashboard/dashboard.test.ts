@@ -18,12 +18,63 @@ import { checksum, resize, thumbnail, upload } from './fixtures.js';
 const docs = fileURLToPath(new URL('../../docs/', import.meta.url));
 const screenshot = `${docs}dashboard.png`;
 
-/** What the page exposes for inspection (page-script.ts). */
+/** One bar as the chart holds it (src/dashboard/browser/dashboard.ts). */
+interface Point {
+  x: [number, number];
+  y: string;
+  o: number;
+  n: string;
+  k: string;
+}
+
+/** What the page exposes for inspection (src/dashboard/browser/dashboard.ts). */
 interface PageHandle {
   weftDashboard: {
-    chart: { data: { labels: string[]; datasets: { label: string; data: unknown[] }[] } };
+    chart: {
+      data: { labels: string[]; datasets: { label: string; data: Point[] }[] };
+      getDatasetMeta(index: number): { data: { x: number; y: number; base: number }[] };
+    };
     bars: () => unknown[];
   };
+}
+
+/**
+ * Clicks the widest finished bar of `name` on the task stream, as a person would (a mouse click
+ * at its middle, which Chart.js hit-tests), and returns its task key.
+ */
+async function clickBar(page: Page, name: string): Promise<string> {
+  const target = await page.evaluate((n) => {
+    const { chart } = (window as unknown as PageHandle).weftDashboard;
+    let best: { key: string; x: number; y: number; width: number } | undefined;
+    chart.data.datasets.forEach((dataset, d) => {
+      if (dataset.label !== n) return;
+      const elements = chart.getDatasetMeta(d).data;
+      dataset.data.forEach((point, i) => {
+        const element = elements[i]!;
+        const width = Math.abs(element.x - element.base);
+        if (!best || width > best.width)
+          best = { key: point.k, x: (element.x + element.base) / 2, y: element.y, width };
+      });
+    });
+    return best;
+  }, name);
+  expect(target, `a ${name} bar on the stream`).toBeDefined();
+  const box = (await page.locator('#stream').boundingBox())!;
+  await page.mouse.click(box.x + target!.x, box.y + target!.y);
+  return target!.key;
+}
+
+/** Waits until the explanation panel shows `key` and has asked the server at least `answers` times. */
+async function explained(page: Page, key: string): Promise<string> {
+  await page.waitForFunction(
+    (k) => {
+      const panel = document.getElementById('explain')!;
+      return !panel.hidden && panel.dataset.key === k && panel.dataset.updated !== undefined;
+    },
+    key,
+    { timeout: 10_000 },
+  );
+  return (await page.textContent('#explain-text'))!;
 }
 
 /** Collects the page's script errors: a broken page must fail the test, not time it out. */
@@ -125,6 +176,32 @@ describe('dashboard in Chromium', () => {
         );
         mkdirSync(docs, { recursive: true });
         await page.screenshot({ path: screenshot, fullPage: true });
+        expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+          1280,
+        );
+
+        // A click on the error explains its task: the failure, its attempt and the worker.
+        const failedKey = (await page.getAttribute('.error', 'data-key'))!;
+        await page.click('.error .msg');
+        const failure = await explained(page, failedKey);
+        expect(failure).toContain(`Task 'uploadResult' (key ${failedKey})`);
+        expect(failure).toContain('upload failed: the bucket "results" refused the object');
+        expect(await page.textContent('#explain-attempts')).toContain('failed');
+        await page.click('#explain-close');
+        expect(await page.isHidden('#explain')).toBe(true);
+
+        // A click on a bar explains that task, and the panel asks again every second while open.
+        const barKey = await clickBar(page, 'resizeImage');
+        const text = await explained(page, barKey);
+        expect(text).toContain(`Task 'resizeImage' (key ${barKey})`);
+        const first = Number(await page.getAttribute('#explain', 'data-updated'));
+        await page.waitForFunction(
+          (t) => Number(document.getElementById('explain')!.dataset.updated) > t,
+          first,
+          { timeout: 5_000 },
+        );
+        await page.keyboard.press('Escape');
+        expect(await page.isHidden('#explain')).toBe(true);
 
         await ex.wait(futures);
         // Progress per task name reaches the end; the failure shows on its bar and in the chart.
@@ -149,6 +226,20 @@ describe('dashboard in Chromium', () => {
         );
         expect(await page.textContent('#totals')).toContain('finished 36');
 
+        // The open explanation follows its task live: running when clicked, then finished.
+        const slow = ex.submit(resize, 1_500);
+        const running = page.locator(`#workers .task[data-key="${slow.key}"]`);
+        await running.waitFor({ timeout: 10_000 });
+        await running.click();
+        expect(await explained(page, slow.key)).toContain(`(key ${slow.key})`);
+        expect(await page.textContent('#explain-status')).toBe('resizeImage · running');
+        await slow;
+        await page.waitForFunction(
+          () => document.getElementById('explain-status')!.textContent === 'resizeImage · finished',
+          undefined,
+          { timeout: 10_000 },
+        );
+
         expect(pageErrors).toEqual([]);
 
         // Shutdown ends the live stream: the page says so instead of freezing silently (and its
@@ -162,6 +253,56 @@ describe('dashboard in Chromium', () => {
       } finally {
         await page.close();
         await ex.shutdown();
+      }
+    },
+  );
+
+  it(
+    'fits 1280 px: long worker names, many resources and busy workers wrap instead of scrolling sideways',
+    { timeout: 60_000 },
+    async () => {
+      const hub = new EventHub();
+      const dashboard = await startDashboard(hub, { label: 'a wide cluster' });
+      const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+      const pageErrors = watchErrors(page);
+      try {
+        await page.goto(dashboard.url);
+        const t0 = Date.now();
+        const resources = {
+          GPU: 4,
+          memoryGiB: 512,
+          localScratchSSD: 2048,
+          licensedSolverSeats: 16,
+          'accelerator.tpu-v5e': 8,
+          networkGbps: 100,
+        };
+        for (let w = 0; w < 4; w++) {
+          const worker = `render-node-${w}.eu-west-3.compute.internal-${100_000 + w}`;
+          hub.emit({ type: 'joined', worker, time: t0, pid: 400_000 + w, resources });
+          for (let i = 0; i < 5; i++) {
+            const key = `k${w}-${i}`;
+            const name = `transcodeVideoSegmentWithSubtitles${i}`;
+            hub.emit({ type: 'submitted', key, name, time: t0 });
+            hub.emit({ type: 'started', key, name, time: t0, worker });
+          }
+        }
+        await page.waitForFunction(
+          () => document.querySelectorAll('#workers tbody tr[data-worker]').length === 4,
+          undefined,
+          { timeout: 10_000 },
+        );
+        expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+          1280,
+        );
+        // The resources column is on screen, not cut off by its section.
+        const cell = (await page.locator('#workers tbody tr td.resources').first().boundingBox())!;
+        const section = (await page.locator('#workers-box').boundingBox())!;
+        expect(cell.x + cell.width).toBeLessThanOrEqual(section.x + section.width);
+        expect(await page.textContent('#workers tbody td.resources')).toContain('networkGbps=100');
+        expect(pageErrors).toEqual([]);
+      } finally {
+        await page.close();
+        await dashboard.close();
       }
     },
   );

@@ -255,6 +255,60 @@ describe('dashboard server', () => {
   });
 
   it(
+    'answers /api/explain from its explain option: 200, 404 for an unknown key, 500 when it throws',
+    { timeout: 30_000 },
+    async () => {
+      const asked: string[] = [];
+      const dashboard = await startDashboard(new EventHub(), {
+        label: 'explain',
+        explain: (key) => {
+          asked.push(key);
+          if (key === 'boom') throw new Error('no way');
+          if (key === 'later-1') return Promise.reject(new Error('gone away'));
+          return key.startsWith('known')
+            ? Promise.resolve({
+                key,
+                name: 'fetch',
+                status: 'running' as const,
+                text: `Task 'fetch' (key ${key}) runs.`,
+                waitingFor: [],
+                attempts: [],
+              })
+            : undefined;
+        },
+      });
+      const bare = await startDashboard(new EventHub(), { label: 'no explain' });
+      try {
+        type Answer = { text?: string; message?: string };
+        const get = async (base: string, key: string): Promise<[number, Answer]> => {
+          const response = await fetch(`${base}api/explain?key=${encodeURIComponent(key)}`);
+          return [response.status, (await response.json()) as Answer];
+        };
+        expect(await get(dashboard.url, 'known-1 &x')).toEqual([
+          200,
+          expect.objectContaining({ text: "Task 'fetch' (key known-1 &x) runs." }),
+        ]);
+        const [status, unknown] = await get(dashboard.url, 'other-2');
+        expect(status).toBe(404);
+        expect(unknown.message).toContain('No task with key other-2');
+        expect((await get(dashboard.url, 'boom'))[0]).toBe(500);
+        expect(await get(dashboard.url, 'later-1')).toEqual([
+          500,
+          { message: 'Explaining task later-1 failed: Error: gone away' },
+        ]);
+        expect((await get(dashboard.url, ''))[0]).toBe(400);
+        expect(asked).toEqual(['known-1 &x', 'other-2', 'boom', 'later-1']);
+        const [bareStatus, bareBody] = await get(bare.url, 'known-1');
+        expect(bareStatus).toBe(404);
+        expect(bareBody.message).toContain('cannot explain tasks');
+      } finally {
+        await dashboard.close();
+        await bare.close();
+      }
+    },
+  );
+
+  it(
     'answers only requests addressed to loopback when bound to it',
     { timeout: 30_000 },
     async () => {

@@ -389,16 +389,15 @@ function drawWorkers(u: LiveUpdate): void {
           (w.busy > w.running.length
             ? `<span class="muted">+${w.busy - w.running.length} more</span>`
             : '');
-        const resources = w.resources
-          ? Object.entries(w.resources)
-              .map(([k, v]) => `${k}=${v}`)
-              .join(', ')
-          : '';
+        // One unit per resource, so that a narrow column breaks between them, not inside.
+        const resources = Object.entries(w.resources ?? {})
+          .map(([k, v]) => `<span class="resource">${esc(k)}=${esc(v)}</span>`)
+          .join(', ');
         return (
           `<tr data-worker="${esc(w.name)}"><td class="worker">${esc(w.name)}${w.pid ? ` <span class="muted">pid ${w.pid}</span>` : ''}</td>` +
           `<td class="state-${w.state}"${w.reason ? ` title="${esc(w.reason)}"` : ''}>${w.state}${w.reason && w.state !== 'joined' ? `<span class="reason">${esc(w.reason)}</span>` : ''}</td>` +
           `<td>${running || (w.state === 'joined' ? '<span class="muted">idle</span>' : '')}</td>` +
-          `<td class="num">${num(w.finished)}</td><td class="num">${num(w.failed)}</td><td class="resources">${esc(resources)}</td></tr>`
+          `<td class="num">${num(w.finished)}</td><td class="num">${num(w.failed)}</td><td class="resources">${resources}</td></tr>`
         );
       })
       .join('') || '<tr><td colspan="6" class="muted">no workers yet</td></tr>';
