@@ -244,7 +244,7 @@ export abstract class BaseExecutor implements Executor {
     const future = this.#active('submit').submit(fn, args as unknown[]) as Future<
       Awaited<ReturnType<F>>
     >;
-    this.#recent?.submitted.add(future);
+    this.#remember(future);
     return future;
   }
 
@@ -263,8 +263,7 @@ export abstract class BaseExecutor implements Executor {
     const futures = calls.map((args) => scheduler.submit(fn, args)) as Future<
       Awaited<ReturnType<F>>
     >[];
-    const recent = this.#recent;
-    if (recent) for (const future of futures) recent.submitted.add(future);
+    if (this.#recent) for (const future of futures) this.#remember(future);
     return futures;
   }
 
@@ -304,7 +303,16 @@ export abstract class BaseExecutor implements Executor {
     return scheduler.explain(future);
   }
 
-  #active(method: string): Scheduler {
+  /** Keeps a future explainable for the dashboard, when one runs. */
+  #remember(future: Future<unknown>): void {
+    const recent = this.#recent;
+    if (!recent) return;
+    recent.submitted.add(future);
+    // A task can fail before submit returns (in the caller's thread), before the watch sees it.
+    if (future.status === 'error') recent.failed.add(future);
+  }
+
+    #active(method: string): Scheduler {
     const scheduler = this.#scheduler;
     if (!scheduler || this.#shutdown) {
       const why = this.#shutdown

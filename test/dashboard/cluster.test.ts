@@ -6,9 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DistributedExecutor } from 'weftjs';
+import { DistributedExecutor, type Future } from 'weftjs';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { checksum, upload } from './fixtures.js';
+import { checksum, resize, upload } from './fixtures.js';
 
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const children: ChildProcess[] = [];
@@ -43,9 +43,18 @@ async function until<T>(
   }
 }
 
+/** What the dashboard's /api/explain answers for `key`. */
+async function explainOn(
+  url: string,
+  key: string,
+): Promise<{ status: number; body: { status?: string; text?: string; message?: string } }> {
+  const response = await fetch(`${url}api/explain?key=${encodeURIComponent(key)}`);
+  return { status: response.status, body: (await response.json()) as { text?: string } };
+}
+
 describe('cluster dashboard', () => {
   it(
-    'shows the workers and the tasks of a distributed run with two workers',
+    'shows the workers and the tasks of a distributed run with two workers, and explains them',
     { timeout: 90_000 },
     async () => {
       redis = await startRedis();
@@ -65,6 +74,7 @@ describe('cluster dashboard', () => {
       // Let the dashboard announce itself (the watch key) before the run.
       await new Promise((r) => setTimeout(r, 2_500));
       const ex = await new DistributedExecutor({ address: redis.address }).start();
+      let failed: Future<never> | undefined;
       try {
         await ex.wait(
           ex.map(
@@ -73,13 +83,39 @@ describe('cluster dashboard', () => {
             Array(40).fill(1),
           ),
         );
-        await ex.submit(upload, 'seen on the cluster dashboard').then(
+        // A click on a running task asks its client, as weft explain does.
+        const slow = ex.submit(resize, 3_000);
+        const live = await until(
+          async () => {
+            const answer = await explainOn(url, slow.key);
+            return answer.status === 200 && answer.body.status === 'running' ? answer : undefined;
+          },
+          30_000,
+          'the running task to be explained',
+        );
+        expect(live.body.text).toContain(`(key ${slow.key})`);
+        await slow;
+        failed = ex.submit(upload, 'seen on the cluster dashboard');
+        await failed.then(
           () => undefined,
           () => undefined,
         );
       } finally {
         await ex.shutdown();
       }
+      // After its client is gone, a failed task is explained from what the client stored.
+      const gone = await until(
+        async () => {
+          const answer = await explainOn(url, failed!.key);
+          return answer.status === 200 ? answer : undefined;
+        },
+        30_000,
+        'the failed task to be explained',
+      );
+      expect(gone.body.status).toBe('error');
+      expect(gone.body.text).toContain('seen on the cluster dashboard');
+      const unknown = await explainOn(url, 'nothing-00000000');
+      expect(unknown.status).toBe(404);
       const state = await until(
         async () => {
           const s = (await (await fetch(`${url}api/state`)).json()) as {

@@ -5,6 +5,7 @@
  */
 import { request } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LocalExecutor, type Future } from 'weftjs';
 import { EventHub } from '../../dist/core/events.js';
 import { startDashboard, updateEveryMs } from '../../dist/dashboard/server.js';
 import {
@@ -304,6 +305,46 @@ describe('dashboard server', () => {
       } finally {
         await dashboard.close();
         await bare.close();
+      }
+    },
+  );
+
+  it(
+    "an executor's dashboard explains its unsettled tasks and a bounded set of settled ones",
+    { timeout: 30_000 },
+    async () => {
+      const ex = await new LocalExecutor({ dashboard: true }).start();
+      let release = (): void => undefined;
+      try {
+        const status = async (key: string): Promise<number> =>
+          (await fetch(`${ex.dashboardUrl}api/explain?key=${encodeURIComponent(key)}`)).status;
+        const double = (x: number): number => 2 * x;
+        const fail = (): never => {
+          throw new Error('early failure');
+        };
+        const first = ex.submit(double, 0);
+        const failed = ex.submit(fail);
+        await failed.then(
+          () => undefined,
+          () => undefined,
+        );
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        const held: Future<void> = ex.submit(() => gate);
+        // More settled tasks than the dashboard keeps: the oldest are forgotten, failures are not.
+        const many = ex.map(
+          double,
+          Array.from({ length: 2_100 }, (_, i) => i),
+        );
+        await ex.wait([first, ...many]);
+        expect(await status(first.key)).toBe(404);
+        expect(await status(failed.key)).toBe(200);
+        expect(await status(many.at(-1)!.key)).toBe(200);
+        expect(await status(held.key)).toBe(200);
+        release();
+        await held;
+      } finally {
+        release();
+        await ex.shutdown();
       }
     },
   );
