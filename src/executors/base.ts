@@ -312,7 +312,7 @@ export abstract class BaseExecutor implements Executor {
     if (future.status === 'error') recent.failed.add(future);
   }
 
-    #active(method: string): Scheduler {
+  #active(method: string): Scheduler {
     const scheduler = this.#scheduler;
     if (!scheduler || this.#shutdown) {
       const why = this.#shutdown

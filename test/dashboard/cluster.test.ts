@@ -106,7 +106,7 @@ describe('cluster dashboard', () => {
       // After its client is gone, a failed task is explained from what the client stored.
       const gone = await until(
         async () => {
-          const answer = await explainOn(url, failed!.key);
+          const answer = await explainOn(url, failed.key);
           return answer.status === 200 ? answer : undefined;
         },
         30_000,
