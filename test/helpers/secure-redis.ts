@@ -123,6 +123,8 @@ export interface SecureRedis {
   readonly ports: number[];
   /** Runs a redis-cli command against the (first) server, as its default user. */
   cli(...args: string[]): string;
+  /** Keys matching `pattern` on every node (a cluster's masters; the one server otherwise). */
+  scan(pattern: string): string[];
   stop(): Promise<void>;
 }
 
@@ -197,6 +199,7 @@ export async function startTlsRedis(pki: TestPki, authClients: boolean): Promise
     address: `rediss://127.0.0.1:${port}`,
     ports: [port],
     cli,
+    scan: (pattern: string) => cli('--scan', '--pattern', pattern).split('\n').filter(Boolean),
     async stop() {
       await server.stop();
       removeDir(dir);
@@ -204,8 +207,11 @@ export async function startTlsRedis(pki: TestPki, authClients: boolean): Promise
   };
 }
 
-/** A Redis Cluster of three masters (no replicas) on free loopback ports. */
-export async function startRedisCluster(): Promise<SecureRedis> {
+/**
+ * A Redis Cluster of three masters (no replicas) on free loopback ports; with `pki`, every node
+ * speaks only TLS, the cluster bus included (a `rediss+cluster://` address).
+ */
+export async function startRedisCluster(pki?: TestPki): Promise<SecureRedis> {
   need('redis-server', ['--version'], 'redis-server');
   need('redis-cli', ['--version'], 'redis-tools');
   const ports = [await freePort(), await freePort(), await freePort()];
@@ -213,17 +219,38 @@ export async function startRedisCluster(): Promise<SecureRedis> {
   // for ports above 55535, where the kernel's ephemeral range reaches, and may be taken.
   const busPorts = [await freePort(), await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), 'weft-redis-cluster-'));
+  const tlsArgs = pki ? tlsCliArgs(pki) : [];
   const cli = (port: number, ...cmd: string[]): string =>
-    spawnSync('redis-cli', ['-p', String(port), ...cmd], { encoding: 'utf8', timeout: 10_000 })
-      .stdout;
+    spawnSync('redis-cli', ['-p', String(port), ...tlsArgs, ...cmd], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    }).stdout;
+  const tlsServerArgs = (port: number): string[] =>
+    pki
+      ? [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cluster',
+          'yes',
+          '--tls-cert-file',
+          pki.serverCert,
+          '--tls-key-file',
+          pki.serverKey,
+          '--tls-ca-cert-file',
+          pki.ca,
+          '--tls-auth-clients',
+          'no',
+        ]
+      : ['--port', String(port)];
   const servers: { stop: () => Promise<void> }[] = [];
   try {
     for (const [i, port] of ports.entries()) {
       servers.push(
         await launch(
           [
-            '--port',
-            String(port),
+            ...tlsServerArgs(port),
             '--bind',
             '127.0.0.1',
             '--dir',
@@ -249,6 +276,7 @@ export async function startRedisCluster(): Promise<SecureRedis> {
     run(
       'redis-cli',
       [
+        ...tlsArgs,
         '--cluster',
         'create',
         ...ports.map((p) => `127.0.0.1:${p}`),
@@ -270,9 +298,13 @@ export async function startRedisCluster(): Promise<SecureRedis> {
     throw error;
   }
   return {
-    address: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+    address: `${pki ? 'rediss' : 'redis'}+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
     ports,
     cli: (...cmd: string[]) => cli(ports[0]!, '-c', ...cmd),
+    scan: (pattern: string) =>
+      ports.flatMap((port) =>
+        cli(port, '--scan', '--pattern', pattern).split('\n').filter(Boolean),
+      ),
     async stop() {
       await Promise.all(servers.map((s) => s.stop()));
       removeDir(dir);

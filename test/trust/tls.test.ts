@@ -16,7 +16,13 @@ import {
   type ClusterWorkerHandle,
 } from 'weftjs';
 import { conformance } from '../conformance/suite.js';
-import { makePki, startTlsRedis, type SecureRedis, type TestPki } from '../helpers/secure-redis.js';
+import {
+  makePki,
+  startRedisCluster,
+  startTlsRedis,
+  type SecureRedis,
+  type TestPki,
+} from '../helpers/secure-redis.js';
 import { double } from './fixtures.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -206,6 +212,43 @@ describe('DistributedExecutor over TLS', () => {
         });
       } finally {
         worker.kill('SIGKILL');
+      }
+    },
+  );
+});
+
+describe('DistributedExecutor on a Redis Cluster over TLS (rediss+cluster://)', () => {
+  it(
+    'runs signed tasks and passes stored values worker to worker, leaving nothing at shutdown',
+    { timeout: 90_000 },
+    async () => {
+      const tlsCluster = await startRedisCluster(pki);
+      try {
+        expect(tlsCluster.address).toMatch(/^rediss\+cluster:\/\//);
+        const worker = await startClusterWorker({
+          address: tlsCluster.address,
+          name: 'tls-cluster-1',
+          tls: { ca: pki.ca },
+          secret: [secret],
+        });
+        try {
+          const ex = await new DistributedExecutor({
+            address: tlsCluster.address,
+            tls: { ca: pki.ca },
+            secret,
+          }).start();
+          expect(await ex.wait(ex.map(double, [1, 2, 3]))).toEqual([2, 4, 6]);
+          const big = ex.submit((n: number) => new Float64Array(n).fill(1), 20_000);
+          expect(await ex.submit((a: Float64Array) => a.length, big)).toBe(20_000);
+          // The 160 KB result stayed in the cluster, outside the prefix's hash tag.
+          expect(tlsCluster.scan('weft:val:*')).toHaveLength(1);
+          await ex.shutdown();
+          expect(tlsCluster.scan('weft:val:*')).toEqual([]);
+        } finally {
+          await worker.close();
+        }
+      } finally {
+        await tlsCluster.stop();
       }
     },
   );
