@@ -9,6 +9,8 @@
  * without any special encoding; the worker swaps each marker for the value it names.
  */
 
+import { substituteWhere } from './values.js';
+
 /** The field that marks a stored value's reference inside a task's arguments. */
 export const refField = '@weft/ref';
 
@@ -56,23 +58,9 @@ export function isRefMarker(value: unknown): value is RefMarker {
 }
 
 /**
- * Replaces every marker in `value` (arrays and plain objects, at any depth, as futures are found
- * in arguments) by `valueOf(marker)`, in place: `value` is a freshly decoded copy. Returns the
- * (possibly replaced) value.
+ * `value` with every marker in it (in arrays and plain objects, at any depth, where futures are
+ * found in arguments) replaced by `valueOf(marker)`.
  */
-export function replaceMarkers(
-  value: unknown,
-  valueOf: (marker: RefMarker) => unknown,
-  depth = 0,
-): unknown {
-  if (typeof value !== 'object' || value === null) return value;
-  if (isRefMarker(value)) return valueOf(value);
-  if (depth > 64) return value;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = replaceMarkers(value[i], valueOf, depth + 1);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    const object = value as Record<string, unknown>;
-    for (const key in object) object[key] = replaceMarkers(object[key], valueOf, depth + 1);
-  }
-  return value;
+export function replaceMarkers(value: unknown, valueOf: (marker: RefMarker) => unknown): unknown {
+  return substituteWhere(value, isRefMarker, valueOf);
 }

@@ -43,19 +43,29 @@ export function collectFutures(value: unknown, found: Set<FutureLike>, depth = 0
 }
 
 /** A copy of `value` with every future replaced by `valueOf(future)`; containers without futures are kept by identity. */
-export function substituteFutures(
+export function substituteFutures(value: unknown, valueOf: (f: FutureLike) => unknown): unknown {
+  return substituteWhere(value, isFuture, valueOf);
+}
+
+/**
+ * Replaces every value `matches` picks out of arrays and plain objects (at any depth) by
+ * `valueOf(it)`, copying only the containers on the way to a replaced value: futures in a task's
+ * arguments, stored-value references on a worker (see remote.ts).
+ */
+export function substituteWhere<T>(
   value: unknown,
-  valueOf: (f: FutureLike) => unknown,
+  matches: (v: object) => v is T & object,
+  valueOf: (found: T) => unknown,
   depth = 0,
 ): unknown {
   if (typeof value !== 'object' || value === null) return value;
-  if (isFuture(value)) return valueOf(value);
+  if (matches(value)) return valueOf(value);
   if (depth > 64) return value;
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      const next = substituteFutures(item, valueOf, depth + 1);
+      const next = substituteWhere(item, matches, valueOf, depth + 1);
       if (next !== item) (copy ??= value.slice())[i] = next;
     }
     return copy ?? value;
@@ -64,7 +74,7 @@ export function substituteFutures(
     let copy: Record<string, unknown> | undefined;
     for (const key in value) {
       const item = value[key];
-      const next = substituteFutures(item, valueOf, depth + 1);
+      const next = substituteWhere(item, matches, valueOf, depth + 1);
       if (next !== item) (copy ??= { ...value })[key] = next;
     }
     return copy ?? value;

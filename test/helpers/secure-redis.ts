@@ -128,6 +128,24 @@ export interface SecureRedis {
   stop(): Promise<void>;
 }
 
+/** A redis-server listening only on TLS `port`, with the server certificate of `pki`. */
+function tlsServerArgs(pki: TestPki, port: number, authClients: boolean): string[] {
+  return [
+    '--port',
+    '0',
+    '--tls-port',
+    String(port),
+    '--tls-cert-file',
+    pki.serverCert,
+    '--tls-key-file',
+    pki.serverKey,
+    '--tls-ca-cert-file',
+    pki.ca,
+    '--tls-auth-clients',
+    authClients ? 'yes' : 'no',
+  ];
+}
+
 function tlsCliArgs(pki: TestPki): string[] {
   return ['--tls', '--cacert', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey];
 }
@@ -171,10 +189,7 @@ export async function startTlsRedis(pki: TestPki, authClients: boolean): Promise
     }).stdout;
   const server = await launch(
     [
-      '--port',
-      '0',
-      '--tls-port',
-      String(port),
+      ...tlsServerArgs(pki, port, authClients),
       '--bind',
       '127.0.0.1',
       '--dir',
@@ -183,14 +198,6 @@ export async function startTlsRedis(pki: TestPki, authClients: boolean): Promise
       '',
       '--appendonly',
       'no',
-      '--tls-cert-file',
-      pki.serverCert,
-      '--tls-key-file',
-      pki.serverKey,
-      '--tls-ca-cert-file',
-      pki.ca,
-      '--tls-auth-clients',
-      authClients ? 'yes' : 'no',
     ],
     () => cli('ping').trim() === 'PONG',
     `redis-server with TLS on port ${port}`,
@@ -225,32 +232,15 @@ export async function startRedisCluster(pki?: TestPki): Promise<SecureRedis> {
       encoding: 'utf8',
       timeout: 10_000,
     }).stdout;
-  const tlsServerArgs = (port: number): string[] =>
-    pki
-      ? [
-          '--port',
-          '0',
-          '--tls-port',
-          String(port),
-          '--tls-cluster',
-          'yes',
-          '--tls-cert-file',
-          pki.serverCert,
-          '--tls-key-file',
-          pki.serverKey,
-          '--tls-ca-cert-file',
-          pki.ca,
-          '--tls-auth-clients',
-          'no',
-        ]
-      : ['--port', String(port)];
+  const listen = (port: number): string[] =>
+    pki ? [...tlsServerArgs(pki, port, false), '--tls-cluster', 'yes'] : ['--port', String(port)];
   const servers: { stop: () => Promise<void> }[] = [];
   try {
     for (const [i, port] of ports.entries()) {
       servers.push(
         await launch(
           [
-            ...tlsServerArgs(port),
+            ...listen(port),
             '--bind',
             '127.0.0.1',
             '--dir',
