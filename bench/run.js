@@ -301,7 +301,7 @@ async function trustNotes() {
   try {
     const s = await benchSecret({ quick });
     lines.push(
-      `Cluster W1 with a secret (signed jobs and results): ${fmt(s.signed)} tasks/s against ${fmt(s.plain)} without, ${fmt(((s.plain - s.signed) / s.plain) * 100, 1)}% slower (medians of ${s.rounds} interleaved rounds, two local clusters of 2 worker processes).`,
+      `Cluster W1 with a secret (signed jobs and results): ${fmt(s.signed)} tasks/s against ${fmt(s.plain)} without, ${fmt(((s.plain - s.signed) / s.plain) * 100, 1)}% slower (medians of ${s.rounds} interleaved rounds, two local clusters of 2 worker processes); CPU time per task over the client, redis-server and workers ${fmt(s.cpu.signed, 1)} µs against ${fmt(s.cpu.plain, 1)} µs, ${fmt(((s.cpu.signed - s.cpu.plain) / s.cpu.plain) * 100, 1)}% more.`,
     );
     log('secret done');
   } catch (error) {

@@ -3,7 +3,7 @@
 // local cluster without; W1 and W2 over TLS (mutual, a CA made by openssl now) against plain TCP,
 // each on its own redis-server with two `weft worker` processes.
 import { fork, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DistributedExecutor } from '../dist/index.js';
@@ -33,25 +33,80 @@ async function w2(ex, n, into) {
   }
 }
 
-/** Cluster W1 with and without a secret: { plain, signed } tasks/s (medians). */
+/** This process's descendants (Linux `ps`): the processes a local cluster started. */
+function descendants() {
+  const table = spawnSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/).map(Number));
+  const found = new Set([process.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, ppid] of table)
+      if (found.has(ppid) && !found.has(pid)) {
+        found.add(pid);
+        grew = true;
+      }
+  }
+  found.delete(process.pid);
+  return found;
+}
+
+/** CPU time (user + system, ms) the processes used so far, from /proc (0 for one that is gone). */
+function cpuMs(pids) {
+  const hz = 100; // USER_HZ: /proc/<pid>/stat counts clock ticks of 10 ms on Linux
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited
+    }
+  }
+  return (ticks * 1000) / hz;
+}
+
+/**
+ * Cluster W1 with and without a secret: tasks/s (medians of interleaved rounds) and the CPU time
+ * per task of every process involved (this client, the redis-server, the workers), which a noisy
+ * machine disturbs far less than throughput: { plain, signed, cpu: { plain, signed }, rounds }.
+ */
 export async function benchSecret({ quick = false } = {}) {
-  const rounds = quick ? 2 : 7;
+  const rounds = quick ? 2 : 15;
   const n = quick ? 2000 : 10000;
+  const before = descendants();
   const plain = await new DistributedExecutor({ workers: 2, localProcesses: true }).start();
+  const plainPids = [...descendants()].filter((pid) => !before.has(pid));
+  const middle = descendants();
   const signed = await new DistributedExecutor({
     workers: 2,
     localProcesses: true,
     secret: 'bench-secret-0123456789abcdef',
   }).start();
+  const signedPids = [...descendants()].filter((pid) => !middle.has(pid));
   try {
     for (const ex of [plain, signed]) await w1(ex, 1000);
     const rates = { plain: [], signed: [] };
+    const cpu = { plain: [], signed: [] };
     for (let r = 0; r < rounds; r++) {
       // Alternate which goes first, so that neither always runs on a warmer machine.
       const order = r % 2 === 0 ? ['plain', 'signed'] : ['signed', 'plain'];
-      for (const which of order) rates[which].push(await w1(which === 'plain' ? plain : signed, n));
+      for (const which of order) {
+        const pids = which === 'plain' ? plainPids : signedPids;
+        const client = process.cpuUsage();
+        const others = cpuMs(pids);
+        rates[which].push(await w1(which === 'plain' ? plain : signed, n));
+        const used = process.cpuUsage(client);
+        cpu[which].push(((used.user + used.system) / 1000 + cpuMs(pids) - others) * (1000 / n));
+      }
     }
-    return { plain: median(rates.plain), signed: median(rates.signed), rounds };
+    return {
+      plain: median(rates.plain),
+      signed: median(rates.signed),
+      cpu: { plain: median(cpu.plain), signed: median(cpu.signed) },
+      rounds,
+    };
   } finally {
     await plain.shutdown();
     await signed.shutdown();

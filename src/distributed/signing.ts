@@ -14,16 +14,17 @@
  * the payload comes last. Secrets live only in a `Signer`'s private field: never logged, never
  * in an error, an event or a process's command line.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigurationError } from '../core/errors.js';
 
 /** Signs with the first secret, verifies against any. */
 export class Signer {
-  readonly #secrets: Buffer[];
+  /** Key objects, made once: an HMAC keyed by a KeyObject skips importing the key each time. */
+  readonly #secrets: KeyObject[];
 
   constructor(secrets: readonly string[]) {
-    this.#secrets = secrets.map((s) => Buffer.from(s, 'utf8'));
+    this.#secrets = secrets.map((s) => createSecretKey(Buffer.from(s, 'utf8')));
   }
 
   /** How many secrets it holds (for log lines: never the secrets). */
@@ -53,7 +54,7 @@ export class Signer {
   }
 }
 
-function mac(secret: Buffer, parts: readonly (string | Buffer)[]): Buffer {
+function mac(secret: KeyObject, parts: readonly (string | Buffer)[]): Buffer {
   const hmac = createHmac('sha256', secret);
   // Text fields go in together: each update() is a call into C++, and this runs once per task.
   let text = '';
