@@ -227,7 +227,7 @@ export class DistributedRuntime implements Runtime {
         'value',
       );
     const storeKey = this.#values!.key(this.clientId, `s${++this.#scattered}`);
-    const writing = this.#values!.put(storeKey, bytes, retentionSeconds, value).catch(() => {
+    const writing = this.#values!.put(storeKey, bytes, retentionSeconds).catch(() => {
       // Its readers report the value as lost (ValueLostError), naming the scatter.
     });
     this.#storing.add(writing);

@@ -8,16 +8,18 @@
  * value. The bytes are the value's v8 payload; with a secret they are prefixed by a 32-byte
  * HMAC over the key and the payload, so a value changed or moved in Redis is refused.
  *
- * A worker keeps a byte-bounded cache of the values it stored or fetched, decoded: a task that
- * lands on the worker that made (or already fetched) its input pays no round trip and no decoding
- * (each task still gets its own copy: the pool clones arguments into its thread or process), and
- * requests for a value already on its way share that fetch.
+ * A worker keeps a byte-bounded cache of the values it stored or fetched, as bytes: a task that
+ * lands on the worker that made (or already fetched) its input pays no round trip, and requests
+ * for a value already on its way share that fetch. Bytes, not decoded values, because the pool
+ * worker that runs the task decodes its inputs itself (pool/encoded.ts): the worker's own event
+ * loop, which renews BullMQ's job locks, never decodes or re-encodes a big value.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { SignatureError, ValueLostError } from '../core/errors.js';
 import type { RefMarker } from '../core/remote.js';
 import type { Signer } from './signing.js';
 import { decode } from './wire.js';
+import { shareBytes, shared } from '../pool/encoded.js';
 
 /** Results this large or larger stay in Redis; smaller ones travel inline with their notice. */
 export const storeThresholdBytes = 64 * 1024;
@@ -31,11 +33,12 @@ export class ValueStore {
   readonly #bare: string;
   readonly #signer: Signer | undefined;
   readonly #cacheBytes: number;
-  /** Decoded values and their stored size, least recently used first. */
-  readonly #cache = new Map<string, { value: unknown; bytes: number }>();
+  readonly #share: boolean;
+  /** Values' bytes (unsealed), least recently used first. */
+  readonly #cache = new Map<string, Buffer>();
   #cached = 0;
   /** Fetches on their way, shared by everyone who asks for the same value meanwhile. */
-  readonly #inflight = new Map<string, Promise<unknown>>();
+  readonly #inflight = new Map<string, Promise<Buffer>>();
   /** Keys asked for in this turn of the event loop: fetched together. */
   #batch:
     | Map<string, { resolve: (b: Buffer | undefined) => void; reject: (e: unknown) => void }>
@@ -44,12 +47,18 @@ export class ValueStore {
   constructor(
     redis: Redis | Cluster,
     prefix: string,
-    options: { signer?: Signer; cacheBytes?: number } = {},
+    options: {
+      signer?: Signer;
+      cacheBytes?: number;
+      /** Keep fetched bytes in shared memory, for a pool of worker threads (pool/encoded.ts). */
+      share?: boolean;
+    } = {},
   ) {
     this.#redis = redis;
     this.#bare = prefix.replace(/[{}]/g, '');
     this.#signer = options.signer;
     this.#cacheBytes = options.cacheBytes ?? defaultCacheBytes;
+    this.#share = options.share === true;
   }
 
   /** The key of a value a client's attempt (or scatter) made. */
@@ -62,33 +71,38 @@ export class ValueStore {
     return `${this.#bare}:val:${clientId}:*`;
   }
 
-  /** Stores `bytes` (the encoding of `value`) under `key` for at most `ttlSeconds`, and caches `value`. */
-  async put(key: string, bytes: Buffer, ttlSeconds: number, value: unknown): Promise<void> {
+  /** Stores a value's `bytes` under `key` for at most `ttlSeconds`, and caches them. */
+  async put(key: string, bytes: Buffer, ttlSeconds: number): Promise<void> {
     await this.#redis.set(key, this.#seal(key, bytes), 'EX', ttlSeconds);
-    this.#remember(key, value, bytes.length);
+    this.#remember(key, bytes);
+  }
+
+  /** The value stored under `marker`'s key, decoded (see `bytes`). */
+  async get(marker: RefMarker): Promise<unknown> {
+    return decode(await this.bytes(marker));
   }
 
   /**
-   * The value stored under `marker`'s key, decoded; rejects with `ValueLostError` when it is gone
-   * and `SignatureError` when its seal does not match. Keys asked for in one turn share one round
-   * trip.
+   * The bytes of the value stored under `marker`'s key; rejects with `ValueLostError` when it is
+   * gone and `SignatureError` when its seal does not match. Keys asked for in one turn share one
+   * round trip. The bytes are shared with the cache: never change them.
    */
-  get(marker: RefMarker): Promise<unknown> {
+  bytes(marker: RefMarker): Promise<Buffer> {
     const key = marker['@weft/ref'];
     const hit = this.#cache.get(key);
     if (hit) {
       this.#cache.delete(key);
       this.#cache.set(key, hit);
-      return Promise.resolve(hit.value);
+      return Promise.resolve(hit);
     }
     let pending = this.#inflight.get(key);
     if (!pending) {
       pending = this.#fetch(key).then((stored) => {
         if (stored === undefined) throw lost(marker);
-        const bytes = this.#open(marker, stored);
-        const value = decode(bytes);
-        this.#remember(key, value, bytes.length);
-        return value;
+        const opened = this.#open(marker, stored);
+        const bytes = this.#share && opened.length >= shareBytes ? shared(opened) : opened;
+        this.#remember(key, bytes);
+        return bytes;
       });
       this.#inflight.set(key, pending);
       const done = (): boolean => this.#inflight.delete(key);
@@ -143,16 +157,16 @@ export class ValueStore {
     }
   }
 
-  /** Caches a decoded value, counted by its stored size (least recently used values go first). */
-  #remember(key: string, value: unknown, bytes: number): void {
-    if (bytes > this.#cacheBytes) return;
+  /** Caches a value's bytes (least recently used values go first). */
+  #remember(key: string, bytes: Buffer): void {
+    if (bytes.length > this.#cacheBytes) return;
     this.#forget(key);
-    this.#cache.set(key, { value, bytes });
-    this.#cached += bytes;
+    this.#cache.set(key, bytes);
+    this.#cached += bytes.length;
     for (const [old, entry] of this.#cache) {
       if (this.#cached <= this.#cacheBytes) break;
       this.#cache.delete(old);
-      this.#cached -= entry.bytes;
+      this.#cached -= entry.length;
     }
   }
 
@@ -160,7 +174,7 @@ export class ValueStore {
     const old = this.#cache.get(key);
     if (!old) return;
     this.#cache.delete(key);
-    this.#cached -= old.bytes;
+    this.#cached -= old.length;
   }
 
   // ---- seals ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import { optionDefaults } from '../core/options.js';
 import { definitionOf, projectRoot } from '../core/task.js';
 import { canCross } from '../core/values.js';
 import { WorkerPoolRuntime } from '../pool/runtimes/workers.js';
+import { EncodedResult, encodedArgument } from '../pool/encoded.js';
 import {
   bullConnection,
   connect,
@@ -195,7 +196,11 @@ export async function startClusterWorker(
     log(line);
   };
 
-  const values = new ValueStore(redis, prefix, { signer, cacheBytes: options.cacheBytes });
+  const values = new ValueStore(redis, prefix, {
+    signer,
+    cacheBytes: options.cacheBytes,
+    share: (options.pool ?? 'threads') === 'threads',
+  });
 
   // ---- resources: admission --------------------------------------------------------------
   const free: Record<string, number> = { ...offer };
@@ -242,6 +247,7 @@ export async function startClusterWorker(
     scheduler: options.pool ?? 'threads',
     workers: poolSize,
     concurrency: Math.ceil(concurrency / poolSize),
+    encoded: true,
   });
   const host: RuntimeHost = {
     started: (attempt) => {
@@ -341,11 +347,11 @@ export async function startClusterWorker(
     value: unknown,
   ): Promise<void> => {
     if (watch.isKnownGone(client)) return;
-    const bytes = value === undefined ? undefined : encode(value);
-    if (!bytes || bytes.length < storeThresholdBytes)
-      return sendReport(client, id, key, number, 'ok', bytes);
+    // The pool encodes results itself (pool/encoded.ts).
+    const bytes = value instanceof EncodedResult ? value.bytes : encode(value);
+    if (bytes.length < storeThresholdBytes) return sendReport(client, id, key, number, 'ok', bytes);
     const ref: StoredRef = { k: values.key(client, id), n: bytes.length };
-    await values.put(ref.k, bytes, retentionSeconds, value);
+    await values.put(ref.k, bytes, retentionSeconds);
     return sendReport(client, id, key, number, 'ref', encode(ref));
   };
   const sendReport = (
@@ -387,9 +393,12 @@ export async function startClusterWorker(
   const withStoredInputs = async (args: unknown[]): Promise<unknown[]> => {
     const markers: RefMarker[] = [];
     replaceMarkers(args, (marker) => (markers.push(marker), marker));
-    const found = await Promise.all(markers.map((marker) => values.get(marker)));
-    const byKey = new Map(markers.map((marker, i) => [marker['@weft/ref'], found[i]]));
-    return replaceMarkers(args, (marker) => byKey.get(marker['@weft/ref'])) as unknown[];
+    // Bytes, decoded by the pool worker that runs the task (pool/encoded.ts).
+    const found = await Promise.all(markers.map((marker) => values.bytes(marker)));
+    const byKey = new Map(markers.map((marker, i) => [marker['@weft/ref'], found[i]!]));
+    return replaceMarkers(args, (marker) =>
+      encodedArgument(byKey.get(marker['@weft/ref'])!),
+    ) as unknown[];
   };
 
   // ---- taking jobs -----------------------------------------------------------------------

@@ -17,7 +17,8 @@
  *            run them); each comes back as `stolen`, the others simply run here.
  * Worker → parent
  *   `ready`  (worker) the bootstrap has loaded; `pid` of the worker process.
- *   `batch`  (worker) `done`: results in completion order (value, error envelope, or aborted);
+ *   `batch`  (worker) `done`: results in completion order (value, error envelope, or aborted;
+ *            for a cluster worker's pool the value's v8 bytes, in shared memory when large);
  *            `started`: ids of tasks that started and that the parent cannot infer: a timed task
  *            (sent right before it starts, since a timeout clock waits for it) and a task started
  *            while another is in flight. The parent infers the rest: the oldest task a worker
@@ -39,6 +40,8 @@ export interface WireTask {
 
 export type WireResult =
   | { id: number; ok: true; value: unknown }
+  /** A cluster worker's pool (`WorkerSetup.encoded`): the value's v8 bytes. */
+  | { id: number; ok: true; encoded: Uint8Array }
   | { id: number; ok: false; error: ErrorEnvelope }
   | { id: number; ok: false; aborted: true }
   | { id: number; ok: false; stolen: true };
@@ -59,4 +62,9 @@ export interface WorkerSetup {
   boundary: 'thread' | 'process';
   /** Tasks the worker keeps in flight at once (threads: workerData; processes: WEFT_WORKER_CONCURRENCY). */
   concurrency: number;
+  /**
+   * For a cluster worker (threads: workerData; processes: WEFT_WORKER_ENCODED): results go back as
+   * their v8 bytes, and arguments may hold encoded values to decode first (see encoded.ts).
+   */
+  encoded?: boolean;
 }

@@ -123,6 +123,7 @@ function spawnProcess(
       ...process.env,
       WEFT_WORKER_NAME: setup.name,
       WEFT_WORKER_CONCURRENCY: String(setup.concurrency),
+      ...(setup.encoded ? { WEFT_WORKER_ENCODED: '1' } : {}),
     },
   });
   let exited = false;

@@ -15,16 +15,19 @@ import { displayModule, lookupTask, taskNamesIn } from '../../core/task.js';
 import { assertCrossable, canCross } from '../../core/values.js';
 import type { AnyFunction } from '../../core/types.js';
 import type { FromWorker, ToWorker, WireResult, WireTask, WorkerSetup } from '../protocol.js';
+import { decodeArguments, encodeResult } from '../encoded.js';
 
 const setup: WorkerSetup = isMainThread
   ? {
       name: process.env.WEFT_WORKER_NAME ?? `processes-${process.pid}`,
       boundary: 'process',
       concurrency: Number(process.env.WEFT_WORKER_CONCURRENCY) || 1,
+      encoded: process.env.WEFT_WORKER_ENCODED === '1',
     }
   : (workerData as WorkerSetup);
 const boundary = setup.boundary;
 const concurrency = setup.concurrency;
+const encoded = setup.encoded === true;
 
 const send: (message: FromWorker) => void = isMainThread
   ? (message) => {
@@ -164,7 +167,12 @@ function success(task: WireTask, value: unknown): WireResult {
       `Task ${task.key} returned a value that cannot be sent back: ${(error as Error).message}`;
     return failure(task, error);
   }
-  return { id: task.id, ok: true, value };
+  if (!encoded) return { id: task.id, ok: true, value };
+  try {
+    return { id: task.id, ok: true, encoded: encodeResult(value, boundary === 'thread') };
+  } catch (error) {
+    return failure(task, error);
+  }
 }
 
 /**
@@ -225,7 +233,8 @@ async function drain(): Promise<void> {
       let result: unknown;
       let threw = false;
       try {
-        result = runInTaskContext(context, () => fn(...task.args));
+        const args = encoded ? decodeArguments(task.args) : task.args;
+        result = runInTaskContext(context, () => fn(...args));
       } catch (error) {
         threw = true;
         result = error;

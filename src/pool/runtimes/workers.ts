@@ -30,6 +30,7 @@ import type { Attempt, Runtime, RuntimeHost, TaskRef } from '../../core/runtime.
 import type { Boundary } from '../../core/values.js';
 import { canCross } from '../../core/values.js';
 import type { FromWorker, WireTask } from '../protocol.js';
+import { EncodedResult, asBuffer } from '../encoded.js';
 import {
   spawnWorker,
   type Scheduler,
@@ -42,6 +43,11 @@ export interface WorkerPoolOptions extends SpawnOptions {
   workers: number;
   /** Tasks in flight per worker (default 1). */
   concurrency?: number;
+  /**
+   * For a cluster worker: results settle as `EncodedResult`s (their v8 bytes, made in the pool
+   * worker), and arguments may hold `encodedArgument`s that the pool worker decodes (encoded.ts).
+   */
+  encoded?: boolean;
 }
 
 interface PoolWorker {
@@ -330,7 +336,12 @@ export class WorkerPoolRuntime implements Runtime {
     };
     worker.transport = spawnWorker(
       this.#options.scheduler,
-      { name, boundary: this.boundary, concurrency: this.#concurrency },
+      {
+        name,
+        boundary: this.boundary,
+        concurrency: this.#concurrency,
+        ...(this.#options.encoded ? { encoded: true } : {}),
+      },
       this.#options,
       {
         message: (m) => this.#onMessage(worker, m),
@@ -407,7 +418,11 @@ export class WorkerPoolRuntime implements Runtime {
       host.settled(
         attempt,
         result.ok
-          ? { ok: true, value: result.value }
+          ? {
+              ok: true,
+              value:
+                'encoded' in result ? new EncodedResult(asBuffer(result.encoded)) : result.value,
+            }
           : { ok: false, error: fromEnvelope(result.error) },
       );
       if (index === 0) this.#inferStart(worker);
