@@ -3,7 +3,7 @@
  * stops taking tasks, finishes the running ones and leaves.
  */
 import { ConfigurationError } from '../core/errors.js';
-
+import { parseResourceList } from '../core/resources.js';
 import { startClusterWorker } from '../distributed/worker.js';
 import { parseAddress } from '../distributed/connection.js';
 import { secretsFromEnvironment, secretsFromFile } from '../distributed/signing.js';
@@ -35,26 +35,6 @@ function parsePositive(value: string, flag: string): number {
     );
   }
   return n;
-}
-
-/** Parses `GPU=2,mem=16` into `{ GPU: 2, mem: 16 }`; throws `ConfigurationError` naming the bad part. */
-export function parseResourceList(text: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const part of text
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const eq = part.indexOf('=');
-    const key = eq < 0 ? '' : part.slice(0, eq).trim();
-    const amount = eq < 0 ? NaN : Number(part.slice(eq + 1));
-    if (!key || !Number.isFinite(amount) || amount < 0) {
-      throw new ConfigurationError(
-        `--resources: '${part}' is not KEY=NUM with a non-negative number; write e.g. --resources GPU=2,mem=16.`,
-      );
-    }
-    out[key] = amount;
-  }
-  return out;
 }
 
 export async function workerCommand(options: WorkerCommandOptions): Promise<void> {

@@ -72,22 +72,8 @@ export function defaultWorkers(): number {
   return readEnvironment().workers ?? availableParallelism();
 }
 
-/** Validates a `resources` option: an object of non-negative finite numbers. */
-export function parseResources(value: unknown, source: string): Record<string, number> | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigurationError(
-      `${source} must be an object like { GPU: 1 }, got ${String(value)}.`,
-    );
-  }
-  const out: Record<string, number> = {};
-  for (const [key, amount] of Object.entries(value)) {
-    if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
-      throw new ConfigurationError(
-        `${source}.${key} must be a non-negative number, got ${String(amount)}.`,
-      );
-    }
-    out[key] = amount;
-  }
-  return out;
-}
+/**
+ * Moved to resources.ts; re-exported while executors/distributed.ts imports it from here (the
+ * lead switches that file over to resources.ts).
+ */
+export { parseResources } from './resources.js';

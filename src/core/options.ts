@@ -183,6 +183,21 @@ export function describeOption(value: unknown): string {
   return `${String(value)} (${typeof value})`;
 }
 
+/**
+ * A value as a task-definition message shows it, with its type in words: `the string "x"`,
+ * `number -1`, `an object (Map)`, `function f`.
+ */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value === 'object')
+    return Array.isArray(value)
+      ? 'an array'
+      : `an object (${value.constructor?.name ?? 'null prototype'})`;
+  return `${typeof value} ${String(value)}`;
+}
+
 /** Throws `ConfigurationError` unless `options` is undefined or a plain object. */
 export function checkOptionsObject(options: unknown, owner: string): void {
   if (options === undefined) return;

@@ -30,7 +30,15 @@ import { ReadyQueue } from './ready-queue.js';
 import { RemoteValue } from './remote.js';
 import type { Attempt, Outcome, Runtime, RuntimeHost, TaskRef } from './runtime.js';
 import { shippableSource } from './source.js';
-import { definitionOf, describeValue, isTask, projectPathOf, type TaskDefinition } from './task.js';
+import { describeValue } from './options.js';
+import {
+  formatResources,
+  hasResources,
+  noResources,
+  ResourceLedger,
+  type Resources,
+} from './resources.js';
+import { definitionOf, isTask, projectPathOf, type TaskDefinition } from './task.js';
 import type { AnyFunction, FutureStatus } from './types.js';
 import { assertCrossable, collectFutures, substituteFutures, type FutureLike } from './values.js';
 
@@ -38,7 +46,7 @@ export interface SchedulerOptions {
   runtime: Runtime;
   events: EventHub;
   /** Totals the executor offers; undefined: resources are not limited. */
-  resources: Readonly<Record<string, number>> | undefined;
+  resources: Resources | undefined;
   /** Extra check at submit (e.g. a cluster: can any worker ever offer this?); throws to refuse. */
   checkTask?: ((definition: TaskDefinition) => void) | undefined;
   /** How long an aborted task may ignore its signal before its worker is stopped. */
@@ -48,6 +56,8 @@ export interface SchedulerOptions {
 }
 
 const noArgs: unknown[] = [];
+/** Stands for the ledger of a scheduler whose resources are not limited, in explain only. */
+const nothingOffered = new ResourceLedger(noResources);
 
 /** What a finished task's future resolves to: its value, loaded first if it stayed in the cluster. */
 function loaded(value: unknown): unknown {
@@ -190,8 +200,8 @@ export function schedulerOf(future: unknown): Scheduler | undefined {
 export class Scheduler implements RuntimeHost {
   readonly #runtime: Runtime;
   readonly #events: EventHub;
-  readonly #resources: Readonly<Record<string, number>> | undefined;
-  readonly #available: Record<string, number>;
+  /** What the executor offers and what is free; undefined when resources are not limited. */
+  readonly #ledger: ResourceLedger | undefined;
   readonly #graceMs: number;
   readonly #label: string;
   readonly #checkTask: ((definition: TaskDefinition) => void) | undefined;
@@ -211,8 +221,7 @@ export class Scheduler implements RuntimeHost {
   constructor(options: SchedulerOptions) {
     this.#runtime = options.runtime;
     this.#events = options.events;
-    this.#resources = options.resources;
-    this.#available = { ...(options.resources ?? {}) };
+    this.#ledger = options.resources ? new ResourceLedger(options.resources) : undefined;
     this.#graceMs = options.graceMs;
     this.#label = options.label;
     this.#checkTask = options.checkTask;
@@ -320,20 +329,13 @@ export class Scheduler implements RuntimeHost {
   }
 
   #checkFeasible(definition: TaskDefinition): void {
-    const offered = this.#resources;
-    if (!offered) return;
-    for (const [key, need] of Object.entries(definition.options.resources)) {
-      const have = offered[key];
-      if (have === undefined || have < need) {
-        const offers =
-          Object.entries(offered)
-            .map(([k, v]) => `${k}=${v}`)
-            .join(', ') || 'no resources';
-        throw new ResourceUnavailableError(
-          `Task '${definition.options.name}' needs resource ${key}=${need}, but ${this.#label} offers ${have === undefined ? `no ${key}` : `${key}=${have}`} (it offers ${offers}), so it could never run. Pass resources: { ${key}: ${need} } to the executor, or lower the task's requirement.`,
-        );
-      }
-    }
+    const short = this.#ledger?.shortfall(definition.options.resources);
+    if (!short) return;
+    const { resource: key, need, offered: have } = short;
+    const offers = formatResources(this.#ledger!.totals, ', ') || 'no resources';
+    throw new ResourceUnavailableError(
+      `Task '${definition.options.name}' needs resource ${key}=${need}, but ${this.#label} offers ${have === undefined ? `no ${key}` : `${key}=${have}`} (it offers ${offers}), so it could never run. Pass resources: { ${key}: ${need} } to the executor, or lower the task's requirement.`,
+    );
   }
 
   #onDependency(record: TaskRecord, upstream: TaskRecord | undefined): void {
@@ -438,26 +440,15 @@ export class Scheduler implements RuntimeHost {
   }
 
   #canRun(record: TaskRecord): boolean {
-    if (!this.#resources) return true;
-    for (const [key, need] of Object.entries(record.definition.options.resources)) {
-      if ((this.#available[key] ?? 0) + 1e-9 < need) return false;
-    }
-    return true;
-  }
-
-  #acquire(attempt: Attempt): void {
-    if (!this.#resources) return;
-    for (const [key, need] of Object.entries(attempt.definition.options.resources)) {
-      this.#available[key] = (this.#available[key] ?? 0) - need;
-    }
+    return this.#ledger === undefined || this.#ledger.fits(record.definition.options.resources);
   }
 
   #release(attempt: Attempt): void {
-    if (!this.#resources) return;
-    const needs = Object.entries(attempt.definition.options.resources);
-    if (needs.length === 0) return;
-    for (const [key, need] of needs) this.#available[key] = (this.#available[key] ?? 0) + need;
-    if (this.#blocked.length > 0) {
+    if (this.#ledger === undefined) return;
+    const need = attempt.definition.options.resources;
+    this.#ledger.release(need);
+    // Only a release of some resource can unblock a task: blocked tasks wait for nothing else.
+    if (this.#blocked.length > 0 && hasResources(need)) {
       const blocked = this.#blocked;
       this.#blocked = [];
       for (const record of blocked) {
@@ -488,7 +479,7 @@ export class Scheduler implements RuntimeHost {
       reported: false,
     };
     record.current = attempt;
-    this.#acquire(attempt);
+    this.#ledger?.take(record.definition.options.resources);
     this.#runtime.run(attempt);
   }
 
@@ -879,18 +870,17 @@ export class Scheduler implements RuntimeHost {
   }
 
   #resourceWaits(record: TaskRecord): ResourceWait[] {
-    const waits: ResourceWait[] = [];
-    for (const [resource, need] of Object.entries(record.definition.options.resources)) {
-      const free = this.#available[resource] ?? 0;
-      if (free + 1e-9 >= need) continue;
+    // Without a ledger (LocalExecutor, a cluster) nothing is free here, so every resource the
+    // task needs is listed, with no total (explain.ts: `offered` undefined).
+    const ledger = this.#ledger ?? nothingOffered;
+    return ledger.shortages(record.definition.options.resources).map((short) => {
       const holders: ResourceWait['holders'] = [];
       for (const r of this.#outstanding) {
-        const amount = r.definition.options.resources[resource];
+        const amount = r.definition.options.resources[short.resource];
         if (r.where === 'running' && amount) holders.push({ key: r.key, amount });
       }
-      waits.push({ resource, need, offered: this.#resources?.[resource], free, holders });
-    }
-    return waits;
+      return { ...short, holders };
+    });
   }
 
   // ---- shutdown ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { TaskDefinitionError } from './errors.js';
-import { checkOptionKeys, optionDefaults, optionKeys } from './options.js';
+import { checkOptionKeys, describeValue, optionDefaults, optionKeys } from './options.js';
+import { parseTaskResources } from './resources.js';
 import type { AnyFunction, ResolvedTaskOptions, Task, TaskOptions } from './types.js';
 
 /** Brand shared by every copy of weft's modules (a tsx-loaded task module may get its own). */
@@ -114,7 +115,6 @@ function register(definition: TaskDefinition, site: { url: string; position: str
   byName.set(name, { definition, site: site.position });
 }
 
-const resourceTag = /^resource:(.*)$/;
 const taskKeys = optionKeys<TaskOptions>({
   name: true,
   retries: true,
@@ -125,7 +125,7 @@ const taskKeys = optionKeys<TaskOptions>({
   priority: true,
 });
 
-/** Applies defaults, validates every option and merges `resource:KEY=NUM` tags into `resources`. */
+/** Applies defaults, validates every option and merges `resource:KEY=NUM` tags into `resources` (see `parseTaskResources`). */
 export function resolveTaskOptions(
   fn: AnyFunction,
   options: TaskOptions,
@@ -171,45 +171,18 @@ export function resolveTaskOptions(
   if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
     fail(`tags must be an array of strings, got ${describeValue(options.tags)}.`);
   }
-  const resources: Record<string, number> = {};
-  for (const tag of tags) {
-    const match = resourceTag.exec(tag);
-    if (!match) continue;
-    const body = match[1] ?? '';
-    const eq = body.indexOf('=');
-    const key = eq < 0 ? '' : body.slice(0, eq).trim();
-    const raw = eq < 0 ? '' : body.slice(eq + 1).trim();
-    const amount = raw === '' ? NaN : Number(raw);
-    if (!key || !Number.isFinite(amount) || amount < 0) {
-      fail(
-        `malformed resource tag '${tag}'. Write resource:KEY=NUM with a non-negative number, e.g. 'resource:GPU=1' or 'resource:mem=0.5'.`,
-      );
-    }
-    resources[key] = amount;
-  }
-  if (options.resources !== undefined) {
-    if (
-      typeof options.resources !== 'object' ||
-      options.resources === null ||
-      Array.isArray(options.resources)
-    ) {
-      fail(`resources must be an object like { GPU: 1 }, got ${describeValue(options.resources)}.`);
-    }
-    for (const [key, amount] of Object.entries(options.resources)) {
-      if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
-        fail(`resource '${key}' must be a non-negative number, got ${describeValue(amount)}.`);
-      }
-      resources[key] = amount; // the option wins over a tag of the same key
-    }
-  }
-  for (const [key, amount] of Object.entries(resources)) if (amount === 0) delete resources[key];
+  const resources = parseTaskResources(
+    tags,
+    options.resources,
+    String(options.name ?? fn.name ?? '?'),
+  );
   return {
     name,
     retries,
     retryDelayMs,
     timeoutMs,
     tags: Object.freeze([...tags]),
-    resources: Object.freeze(resources),
+    resources,
     priority,
   };
 }
@@ -258,16 +231,8 @@ export function displayModule(url: string): string {
   }
 }
 
-export function describeValue(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
-  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
-  if (typeof value === 'object')
-    return Array.isArray(value)
-      ? 'an array'
-      : `an object (${value.constructor?.name ?? 'null prototype'})`;
-  return `${typeof value} ${String(value)}`;
-}
+/** Moved to options.ts (resources.ts needs it without importing this file); re-exported for callers of task.js. */
+export { describeValue };
 
 /** The nearest directory at or above `from` holding a package.json (else `from`). */
 export function projectRoot(from: string): string {

@@ -10,7 +10,8 @@ import type { Redis } from 'ioredis';
 import { SignatureError } from '../core/errors.js';
 import { formatDuration, type Explanation } from '../core/explain.js';
 import type { Signer } from './signing.js';
-import { keys, resourceSignature, retentionSeconds, satisfies, type WorkerInfo } from './wire.js';
+import { describeOffers, resourceSignature, satisfies } from '../core/resources.js';
+import { keys, retentionSeconds, type WorkerInfo } from './wire.js';
 
 /** What the client runtime keeps in `Attempt.slot` once an attempt was sent: its queue and job. */
 export interface ClusterSlot {
@@ -47,9 +48,7 @@ export async function describeClusterAttempt(options: {
       const able = live.filter((w) => satisfies(w.resources, need));
       const signature = resourceSignature(need);
       if (able.length === 0) {
-        const offers =
-          live.map((w) => `${w.name}: ${resourceSignature(w.resources) || 'none'}`).join('; ') ||
-          'no worker is connected';
+        const offers = describeOffers(live);
         out.push(
           signature
             ? `No live worker can ever offer what it needs (${signature}); the workers offer ${offers}. It waits until one joins: start one with weft worker --resources ${signature}.`

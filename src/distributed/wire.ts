@@ -133,33 +133,16 @@ export function decode(buffer: Buffer): unknown {
   return deserialize(buffer);
 }
 
-/** A canonical resource signature: keys sorted, `GPU=1,mem=4`; '' for none. */
-export function resourceSignature(resources: Readonly<Record<string, number>>): string {
-  return Object.keys(resources)
-    .sort()
-    .map((k) => `${k}=${resources[k]}`)
-    .join(',');
-}
-
-export function parseSignature(signature: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (!signature) return out;
-  for (const part of signature.split(',')) {
-    const eq = part.lastIndexOf('=');
-    out[part.slice(0, eq)] = Number(part.slice(eq + 1));
-  }
-  return out;
-}
-
-/** True when `offer` has at least `need` of every resource. */
-export function satisfies(
-  offer: Readonly<Record<string, number>>,
-  need: Readonly<Record<string, number>>,
-): boolean {
-  for (const [key, amount] of Object.entries(need))
-    if ((offer[key] ?? 0) + 1e-9 < amount) return false;
-  return true;
-}
+/**
+ * Resource signatures and the rule for "enough" live in core/resources.ts; re-exported under
+ * their old names while distributed/worker.ts, runtime.ts and executors/distributed.ts import
+ * them from here.
+ */
+export {
+  resourceSignature,
+  parseResourceSignature as parseSignature,
+  satisfies,
+} from '../core/resources.js';
 
 /** BullMQ queue name for a signature. Queue names may not contain ':'. */
 export function queueName(signature: string): string {

@@ -3,7 +3,8 @@
  * processes.
  */
 import { ConfigurationError } from '../core/errors.js';
-import { defaultWorkers, parseResources, parseWorkers } from '../core/config.js';
+import { defaultWorkers, parseWorkers } from '../core/config.js';
+import { parseResources } from '../core/resources.js';
 import {
   checkOptionKeys,
   checkOptionsObject,
