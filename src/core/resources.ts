@@ -221,8 +221,9 @@ export interface ResourceShortage {
 
 export interface ResourceLedgerOptions {
   /**
-   * How many holders may take from the ledger at once, whatever they need (a cluster worker's
-   * concurrency); every `take` uses one slot and every `release` gives one back. Default:
+   * How many holders may take from the ledger at once, whatever they need (a positive integer:
+   * a cluster worker's concurrency); every `take` uses one slot and every `release` gives one
+   * back. Default:
    * unlimited, for an owner that counts its slots elsewhere (the scheduler asks its runtime).
    */
   slots?: number;
@@ -235,8 +236,8 @@ export interface ResourceLedgerOptions {
  * queue that admits each waiter as soon as it fits.
  *
  * Amounts go negative only if the owner takes what does not fit; `fits` is the owner's check.
- * A need that names nothing costs one comparison in `fits`, `take` and `release` (the common
- * case: tasks without resources).
+ * `noResources`, what every task without resources needs (the common case), costs one
+ * comparison in `fits`, `take` and `release`.
  * @example
  * const ledger = new ResourceLedger({ GPU: 1 });
  * if (ledger.fits(need)) { ledger.take(need); run(task).finally(() => ledger.release(need)); }
