@@ -12,7 +12,7 @@ import { formatDuration, type Explanation } from '../core/explain.js';
 import type { Signer } from './signing.js';
 import { keys, resourceSignature, retentionSeconds, satisfies, type WorkerInfo } from './wire.js';
 
-/** What the client runtime keeps in `Attempt.slot` once an attempt was sent: its queue and job. */
+/** Where a sent attempt is: the queue and job that carry it (the client keeps it in in-flight.ts). */
 export interface ClusterSlot {
   queue: string;
   job: string;
