@@ -58,6 +58,15 @@ export class InFlight {
     return entry.attempt;
   }
 
+  /** Every attempt, oldest first; like a Map's, the iteration also visits those added meanwhile. */
+  *attempts(): IterableIterator<Attempt> {
+    for (const entry of this.#entries.values()) yield entry.attempt;
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+
   /** Removes every attempt and returns them, oldest first. */
   takeAll(): Attempt[] {
     const attempts = Array.from(this.#entries.values(), (entry) => entry.attempt);

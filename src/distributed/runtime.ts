@@ -295,11 +295,12 @@ export class DistributedRuntime implements Runtime {
     clearInterval(this.#registryTimer);
     clearInterval(this.#shutdownTimer);
     this.#shutdownTimer = undefined;
-    for (const attempt of this.#inflight.takeAll())
+    for (const attempt of this.#inflight.attempts())
       this.#host!.settled(attempt, {
         ok: false,
         error: new WorkerCrashedError('The client shut down.', {}),
       });
+    this.#inflight.clear();
     const redis = this.#redis;
     const session = this.#session;
     // Commands wait through reconnects (maxRetriesPerRequest: null): only talk to a live server,
