@@ -62,6 +62,11 @@ export interface RuntimeHost {
   workerEvent(event: WorkerEvent): void;
   /** Something the user must know (Redis unreachable, back): stderr and a `warning` event. */
   warning(message: string): void;
+  /**
+   * Optional: true while someone listens to the executor's events, so that a runtime can report
+   * what it otherwise leaves out (a cluster then has its workers report every start).
+   */
+  readonly hasListeners?: boolean;
   /** Explains an unsettled task by key (for `weft explain`); undefined when it is not here. */
   explainKey?(key: string): Promise<Explanation> | undefined;
 }

@@ -485,6 +485,10 @@ export class Scheduler implements RuntimeHost {
 
   // ---- RuntimeHost ------------------------------------------------------------------------
 
+  get hasListeners(): boolean {
+    return this.#events.active;
+  }
+
   started(attempt: Attempt, worker: string): void {
     const record = (attempt as AttemptOf).record;
     if (record.current !== attempt) return;

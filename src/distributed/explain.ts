@@ -13,7 +13,7 @@ import type { Signer } from './signing.js';
 import { describeOffers, resourceSignature, satisfies } from '../core/resources.js';
 import { keys, retentionSeconds, type WorkerInfo } from './wire.js';
 
-/** What the client runtime keeps in `Attempt.slot` once an attempt was sent: its queue and job. */
+/** Where a sent attempt is: the queue and job that carry it (the client keeps it in in-flight.ts). */
 export interface ClusterSlot {
   queue: string;
   job: string;
