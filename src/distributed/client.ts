@@ -11,7 +11,15 @@ import type { TaskDefinition } from '../core/task.js';
 import { startLocalCluster, type LocalCluster } from './local-cluster.js';
 import type { DistributedRuntime } from './runtime.js';
 import type { ClientSettings } from './settings.js';
-import { resourceSignature, satisfies, type WorkerInfo } from './wire.js';
+import {
+  describeOffer,
+  describeOffers,
+  hasResources,
+  resourceSignature,
+  resourcesLiteral,
+  satisfies,
+} from '../core/resources.js';
+import type { WorkerInfo } from './wire.js';
 
 export class ClusterClient implements Runtime {
   readonly boundary = 'process' as const;
@@ -98,30 +106,21 @@ export class ClusterClient implements Runtime {
    */
   checkTask(definition: TaskDefinition): void {
     const need = definition.options.resources;
+    if (!hasResources(need)) return;
     const signature = resourceSignature(need);
-    if (!signature) return;
     const cluster = this.#settings.cluster;
     if (cluster.kind === 'local') {
       if (!satisfies(cluster.resources, need)) {
-        const offers = resourceSignature(cluster.resources) || 'no resources';
         throw new ResourceUnavailableError(
-          `Task '${definition.options.name}' needs ${signature}, but every worker of this local cluster offers ${offers}, so it could never run. Pass resources: { ${Object.entries(
-            need,
-          )
-            .map(([k, v]) => `${k}: ${v}`)
-            .join(', ')} } to DistributedExecutor, or lower the task's requirement.`,
+          `Task '${definition.options.name}' needs ${signature}, but every worker of this local cluster offers ${describeOffer(cluster.resources)}, so it could never run. Pass resources: ${resourcesLiteral(need)} to DistributedExecutor, or lower the task's requirement.`,
         );
       }
       return;
     }
     if (!this.#live.some((w) => satisfies(w.resources, need)) && !this.#warned.has(signature)) {
       this.#warned.add(signature);
-      const offers =
-        this.#live
-          .map((w) => `${w.name}: ${resourceSignature(w.resources) || 'none'}`)
-          .join('; ') || 'no worker is connected';
       process.emitWarning(
-        `Task '${definition.options.name}' needs ${signature}, which no connected worker offers (${offers}). It waits until a worker with enough joins: start one with weft worker --resources ${signature}.`,
+        `Task '${definition.options.name}' needs ${signature}, which no connected worker offers (${describeOffers(this.#live)}). It waits until a worker with enough joins: start one with weft worker --resources ${signature}.`,
         { code: 'WEFT_RESOURCES_WAITING' },
       );
     }

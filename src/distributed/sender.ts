@@ -20,11 +20,11 @@ import {
   keys,
   maxPayloadBytes,
   queueName,
-  resourceSignature,
   retentionSeconds,
   type JobData,
   type WireAttempt,
 } from './wire.js';
+import { resourceSignature } from '../core/resources.js';
 
 /** Attempts per job: big enough to amortise Redis, small enough to spread over workers. */
 const maxChunk = 64;

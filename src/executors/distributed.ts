@@ -4,7 +4,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { ConfigurationError } from '../core/errors.js';
-import { parseResources, parseWorkers, readEnvironment } from '../core/config.js';
+import { parseWorkers, readEnvironment } from '../core/config.js';
+import { parseResources } from '../core/resources.js';
 import {
   checkOptionKeys,
   checkOptionsObject,
