@@ -8,7 +8,8 @@
  * The parts: `JobRunner` (worker-jobs.ts) takes each job through checks, admission
  * (worker-admission.ts) and the pool; `ResultOutbox` (worker-outbox.ts) writes results and
  * events; `JobLocks` (worker-locks.ts) tracks BullMQ locks; `Registry` (registry.ts) holds the
- * heartbeat. `ClusterWorker` joins, listens to the queues and the control channel, and leaves.
+ * heartbeat; `RedisLog` (worker-log.ts) says when Redis goes and comes back. `ClusterWorker` joins,
+ * listens to the queues and the control channel, and leaves.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
@@ -37,6 +38,7 @@ import { Admission } from './worker-admission.js';
 import { JobRunner, type ClusterTask } from './worker-jobs.js';
 import { JobLocks } from './worker-locks.js';
 import { ResultOutbox } from './worker-outbox.js';
+import { RedisLog } from './worker-log.js';
 import {
   keys,
   parseSignature,
@@ -151,11 +153,7 @@ export class ClusterWorker implements ClusterWorkerHandle {
   #beat: NodeJS.Timeout | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #sweeping = false;
-  /** When Redis was lost (epoch ms), while it is; the last error it gave. */
-  #downSince: number | undefined;
-  #lastRedisError = '';
-  /** Lines logged by `#logOnce`, with when (epoch ms). */
-  readonly #logged = new Map<string, number>();
+  readonly #redisLog: RedisLog;
 
   /** Resolves the options; nothing connects before `start()`. Throws on bad TLS options. */
   constructor(options: ClusterWorkerOptions) {
@@ -171,6 +169,7 @@ export class ClusterWorker implements ClusterWorkerHandle {
     this.#offer = options.resources ?? {};
     this.name = options.name ?? `${hostname()}-${process.pid}`;
     this.#log = options.log ?? (() => undefined);
+    this.#redisLog = new RedisLog(redactAddress(options.address), this.#log);
     this.#acceptSource = options.acceptSource ?? true;
     this.#lockMs = options.lockMs ?? optionDefaults.lockMs;
     this.#signer = options.secret?.length ? new Signer(options.secret) : undefined;
@@ -189,7 +188,7 @@ export class ClusterWorker implements ClusterWorkerHandle {
       this.#subscriber.disconnect();
       throw error;
     }
-    this.#watchConnection();
+    this.#redisLog.watch(redis, () => this.#closed);
     const clients = new ClientWatch(redis, this.#prefix, !isCluster(this.#target));
     const values = new ValueStore(redis, this.#prefix, {
       signer: this.#signer,
@@ -331,11 +330,11 @@ export class ClusterWorker implements ClusterWorkerHandle {
       const gone = jobGonePattern.exec(error.message);
       if (lock) this.#locks.lost(lock[1]!, false);
       else if (gone)
-        this.#logOnce(
+        this.#redisLog.once(
           `job ${gone[1]} vanished from Redis while it ran (Redis restarted without persistence, or was flushed); its client fails its tasks with RedisLostError`,
         );
       else if (!connectionErrorPattern.test(error.message))
-        this.#logOnce(`queue ${queue}: ${error.message}`);
+        this.#redisLog.once(`queue ${queue}: ${error.message}`);
     });
     worker.on('failed', (job, error) => {
       if (job && lockLostPattern.test(error.message)) this.#locks.lost(String(job.id), false);
@@ -384,36 +383,6 @@ export class ClusterWorker implements ClusterWorkerHandle {
       .sweep()
       .catch(() => undefined)
       .finally(() => (this.#sweeping = false));
-  }
-
-  /** One line when Redis is lost and one when it is back, however often reconnects fail between. */
-  #watchConnection(): void {
-    const redis = this.#redis;
-    const address = redactAddress(this.#options.address);
-    redis.on('error', (error: Error) => (this.#lastRedisError = error.message));
-    redis.on('close', () => {
-      if (this.#closed || this.#downSince !== undefined) return;
-      this.#downSince = Date.now();
-      this.#log(
-        `lost Redis at ${address}${this.#lastRedisError ? ` (${this.#lastRedisError})` : ''}; retrying, quietly until it is back`,
-      );
-    });
-    redis.on('ready', () => {
-      if (this.#downSince === undefined) return;
-      this.#log(
-        `Redis at ${address} is back after ${((Date.now() - this.#downSince) / 1000).toFixed(1)} s`,
-      );
-      this.#downSince = undefined;
-    });
-  }
-
-  /** Other errors, at most once a minute each: a repeating one must not flood the log. */
-  #logOnce(line: string): void {
-    const now = Date.now();
-    if ((this.#logged.get(line) ?? 0) > now - 60_000) return;
-    if (this.#logged.size > 1000) this.#logged.clear();
-    this.#logged.set(line, now);
-    this.#log(line);
   }
 
   #joinedLine(): string {
