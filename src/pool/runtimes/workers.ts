@@ -26,6 +26,7 @@ import {
   toEnvelope,
   type ErrorEnvelope,
 } from '../../core/errors.js';
+import { blame, crashError } from '../crash.js';
 import type { WorkerEvent } from '../../core/events.js';
 import type { Attempt, Outcome, Runtime, RuntimeHost, TaskRef } from '../../core/runtime.js';
 import type { Boundary } from '../../core/values.js';
@@ -567,7 +568,7 @@ export class WorkerPool<T extends PoolTask> {
     this.#workers = this.#workers.filter((w) => w !== worker);
     const host = this.#host!;
     const intentional = worker.stopping;
-    const crash = intentional ? undefined : this.#crashError(worker, code, signal);
+    const crash = intentional ? undefined : crashError(worker, code, signal, this.#options);
     if (!wasReady) {
       const error =
         crash ??
@@ -639,7 +640,10 @@ export class WorkerPool<T extends PoolTask> {
       if (slot.aborted) {
         host.settled(attempt, { ok: false, error: slot.aborted });
       } else if (slot.started && crash) {
-        host.settled(attempt, { ok: false, error: this.#blame(crash, attempt, sharing) });
+        host.settled(attempt, {
+          ok: false,
+          error: blame(crash, attempt, sharing, this.#concurrency),
+        });
       } else if (slot.started && intentional && this.#closing) {
         host.settled(attempt, { ok: false, error: intentional });
       } else {
@@ -648,56 +652,5 @@ export class WorkerPool<T extends PoolTask> {
         host.requeue(attempt);
       }
     }
-  }
-
-  #crashError(
-    worker: PoolWorker<T>,
-    code: number | null,
-    signal: NodeJS.Signals | null,
-  ): WorkerCrashedError {
-    const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
-    const pid = this.#options.scheduler === 'processes' && worker.pid ? ` (pid ${worker.pid})` : '';
-    let why = '';
-    let cause: unknown;
-    let outOfMemory = false;
-    const limit = this.#options.maxOldGenerationSizeMb;
-    if (worker.lastError?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-      outOfMemory = true;
-      why = ` because it ran out of memory (resourceLimits.maxOldGenerationSizeMb ${limit ?? 'default'}); raise the limit or make the task use less memory`;
-      cause = worker.lastError;
-    } else if (limit && (signal === 'SIGABRT' || code === 134)) {
-      outOfMemory = true;
-      why = `, most likely out of memory (heap limit ${limit} MiB); raise resourceLimits.maxOldGenerationSizeMb or make the task use less memory`;
-    } else if (worker.fatal) {
-      cause = fromEnvelope(worker.fatal);
-      why = ` after an uncaught exception (${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}), e.g. one thrown in a timer or callback the task left behind`;
-    } else if (worker.lastError) {
-      cause = worker.lastError;
-      why = ` after an error (${worker.lastError.message})`;
-    }
-    return new WorkerCrashedError(
-      `Worker ${worker.name}${pid} ${how}${why}.`,
-      { exitCode: code, signal, worker: worker.name, outOfMemory },
-      cause === undefined ? undefined : { cause },
-    );
-  }
-
-  /** `sharing`: how many tasks were running on the worker when it died (this one included). */
-  #blame(crash: WorkerCrashedError, attempt: PoolTask, sharing: number): WorkerCrashedError {
-    const running = `while running task '${attempt.name}' (key ${attempt.key}, attempt ${attempt.number})`;
-    const message =
-      sharing > 1
-        ? `${crash.message.slice(0, -1)} ${running}, one of ${sharing} tasks in flight on that worker (concurrency ${this.#concurrency}); each of them failed with this error. Any of them may have caused it: run them with concurrency 1 to find which. The pool replaced the worker; tasks on other workers were not affected. Give tasks retries to run them again.`
-        : `${crash.message.slice(0, -1)} ${running}. The pool replaced the worker; other tasks were not affected. If the task exits the process or crashes natively, fix it; give it retries to run it again.`;
-    return new WorkerCrashedError(
-      message,
-      {
-        exitCode: crash.exitCode,
-        signal: crash.signal,
-        worker: crash.worker,
-        outOfMemory: crash.outOfMemory,
-      },
-      crash.cause === undefined ? undefined : { cause: crash.cause },
-    );
   }
 }
