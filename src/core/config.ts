@@ -71,9 +71,3 @@ export function parseWorkers(value: unknown, source: string): number {
 export function defaultWorkers(): number {
   return readEnvironment().workers ?? availableParallelism();
 }
-
-/**
- * Moved to resources.ts; re-exported while executors/distributed.ts imports it from here (the
- * lead switches that file over to resources.ts).
- */
-export { parseResources } from './resources.js';

@@ -36,8 +36,6 @@ export interface Attempt {
   readonly storedInputs?: boolean;
   /** Milliseconds; the runtime reports the start so the scheduler can time it. */
   readonly timeoutMs: number | undefined;
-  /** Free slot for the runtime's own bookkeeping. */
-  slot?: unknown;
 }
 
 /** What ended an attempt. */

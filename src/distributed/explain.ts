@@ -11,16 +11,14 @@ import { SignatureError } from '../core/errors.js';
 import { formatDuration, type Explanation } from '../core/explain.js';
 import type { Signer } from './signing.js';
 import { describeOffers, resourceSignature, satisfies } from '../core/resources.js';
-import { keys, retentionSeconds, type WorkerInfo } from './wire.js';
+import { Registry, deadAfterMs } from './registry.js';
+import { keys, retentionSeconds } from './wire.js';
 
 /** Where a sent attempt is: the queue and job that carry it (the client keeps it in in-flight.ts). */
 export interface ClusterSlot {
   queue: string;
   job: string;
 }
-
-/** A worker is dead after this long without a heartbeat (the registry's rule, see wire.ts). */
-const deadAfterMs = 10_000;
 
 export async function describeClusterAttempt(options: {
   redis: Redis;
@@ -34,10 +32,7 @@ export async function describeClusterAttempt(options: {
   const { redis, queue, slot, need } = options;
   let worker = options.worker === 'cluster' ? undefined : options.worker;
   const out: string[] = [];
-  const raw = await redis.hgetall(options.workersKey);
-  const now = Date.now();
-  const registry = Object.values(raw).map((v) => JSON.parse(v) as WorkerInfo);
-  const live = registry.filter((w) => now - w.seen < deadAfterMs);
+  const { now, all: registry, live } = await new Registry(redis, options.workersKey).read();
   if (slot && queue) {
     const state = await queue.getJobState(slot.job);
     if (state === 'active' && !worker) worker = (await queue.getJob(slot.job))?.processedBy;

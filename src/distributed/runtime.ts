@@ -28,6 +28,8 @@ import { Results } from './results.js';
 import { Sender } from './sender.js';
 import type { ClientSettings } from './settings.js';
 import { eventsMaxLen, keys, retentionSeconds, type WorkerInfo } from './wire.js';
+import { Registry } from './registry.js';
+import { StreamReader } from './streams.js';
 
 export interface DistributedRuntimeOptions {
   /** The executor's validated settings. */
@@ -88,7 +90,8 @@ export class DistributedRuntime implements Runtime {
   #sincetrim = 0;
   #liveWorkers = 1;
   #registryTimer: NodeJS.Timeout | undefined;
-  #seenWorkers = new Set<string>();
+  /** The worker registry: liveness, and workers joined and left since the last read. */
+  #registry: Registry | undefined;
   /** A dashboard watches the cluster: publish this client's submissions and cancels. */
   #watched = false;
   #refilling = true;
@@ -333,38 +336,21 @@ export class DistributedRuntime implements Runtime {
   // ---- receiving --------------------------------------------------------------------------
 
   async #read(): Promise<void> {
-    const reader = this.#reader!;
     const stream = this.#keys.out(this.clientId);
-    while (!this.#closing) {
-      let reply: [Buffer, [Buffer, Buffer[]][]][] | null;
-      try {
-        reply = await reader.xreadBuffer(
-          'COUNT',
-          2000,
-          'BLOCK',
-          1000,
-          'STREAMS',
-          stream,
-          this.#lastId,
-        );
-      } catch {
-        if (this.#closing) return;
-        await new Promise((r) => setTimeout(r, 200));
-        continue;
-      }
-      if (!reply) continue;
-      for (const [, entries] of reply) {
-        for (const [id, fields] of entries) {
-          this.#lastId = id.toString();
-          this.#onEntry(fields);
-        }
-        this.#sincetrim += entries.length;
-      }
+    const results = new StreamReader(this.#reader!, stream, {
+      from: this.#lastId,
+      count: 2000,
+      isStopped: () => this.#closing,
+    });
+    await results.read((entries) => {
+      this.#lastId = results.lastId;
+      for (const [, fields] of entries) this.#onEntry(fields);
+      this.#sincetrim += entries.length;
       if (this.#sincetrim > 1000) {
         this.#sincetrim = 0;
         void this.#redis!.xtrim(stream, 'MINID', this.#lastId).catch(() => undefined);
       }
-    }
+    });
   }
 
   #onEntry(fields: Buffer[]): void {
@@ -372,38 +358,18 @@ export class DistributedRuntime implements Runtime {
   }
 
   async #refreshRegistry(): Promise<void> {
-    const [[, raw], [, watch]] = ((await this.#redis!.multi()
-      .hgetall(this.#keys.workers)
-      .exists(this.#keys.watch)
-      .exec()) ?? []) as [[unknown, Record<string, string>], [unknown, number]];
-    this.#watched = watch === 1;
-    const now = Date.now();
-    const all = Object.values(raw).map((v) => JSON.parse(v) as WorkerInfo);
-    const live = all.filter((w) => now - w.seen < 10_000);
+    // One registry (and its joined/left memory) for the runtime's life, on its first connection.
+    const registry = (this.#registry ??= new Registry(this.#redis!, this.#keys.workers));
+    const snapshot = await registry.read({ key: this.#keys.watch, mode: 'check' });
+    this.#watched = snapshot.watched;
     // A worker killed without a goodbye leaves its entry; drop it after a minute of silence.
-    const gone = all.filter((w) => now - w.seen > 60_000).map((w) => w.name);
-    if (gone.length > 0) void this.#redis!.hdel(this.#keys.workers, ...gone).catch(() => undefined);
-    const names = new Set(live.map((w) => w.name));
-    for (const w of live) {
-      if (!this.#seenWorkers.has(w.name)) {
-        this.#host?.workerEvent({
-          type: 'joined',
-          worker: w.name,
-          time: now,
-          pid: w.pid,
-          resources: w.resources,
-        });
-      }
-    }
-    for (const name of this.#seenWorkers) {
-      if (!names.has(name)) this.#host?.workerEvent({ type: 'left', worker: name, time: now });
-    }
-    this.#seenWorkers = names;
+    registry.forgetDead(snapshot);
+    for (const event of registry.changes(snapshot)) this.#host?.workerEvent(event);
     this.#liveWorkers = Math.max(
       1,
-      live.reduce((n, w) => n + w.concurrency, 0),
+      snapshot.live.reduce((n, w) => n + w.concurrency, 0),
     );
-    this.#options.onWorkers?.(live);
+    this.#options.onWorkers?.(snapshot.live);
   }
 }
 

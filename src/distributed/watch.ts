@@ -11,7 +11,9 @@ import { effectivePrefix } from './address.js';
 import { requestExplanation } from './explain.js';
 import type { Signer } from './signing.js';
 import { tlsFromEnvironment } from './tls.js';
-import { keys, type WorkerInfo } from './wire.js';
+import { Registry } from './registry.js';
+import { StreamReader, fieldOf } from './streams.js';
+import { keys } from './wire.js';
 
 export interface ClusterWatch {
   readonly events: ExecutorEvents;
@@ -45,58 +47,32 @@ export async function watchCluster(
   };
   const redis: Redis = connect(target, 'weft-dashboard');
   await waitForRedis(redis, target, 15_000);
-  const reader = connect(target, 'weft-dashboard-events');
+  const registry = new Registry(redis, k.workers);
+  const events = new StreamReader(connect(target, 'weft-dashboard-events'), k.events, {
+    from: '$',
+    count: 1000,
+  });
   // Its own connection, made on the first question: requestExplanation blocks it while it waits.
   let explainer: Redis | undefined;
   /** One question per key at a time: an open page asks every second, a client may take longer. */
   const asking = new Map<string, Promise<Explanation | undefined>>();
-  let closing = false;
-  let seen = new Set<string>();
 
+  // Reading the registry also tells workers and clients that someone watches (for 5 s).
   const tick = async (): Promise<void> => {
-    const [[, raw]] = ((await redis
-      .multi()
-      .hgetall(k.workers)
-      .set(k.watch, '1', 'PX', 5000)
-      .exec()) ?? []) as [[unknown, Record<string, string>]];
-    const now = Date.now();
-    const live = Object.values(raw)
-      .map((v) => JSON.parse(v) as WorkerInfo)
-      .filter((w) => now - w.seen < 10_000);
-    const names = new Set(live.map((w) => w.name));
-    for (const w of live) {
-      if (!seen.has(w.name))
-        hub.emit({ type: 'joined', worker: w.name, time: now, pid: w.pid, resources: w.resources });
-    }
-    for (const name of seen)
-      if (!names.has(name)) hub.emit({ type: 'left', worker: name, time: now });
-    seen = names;
+    const snapshot = await registry.read({ key: k.watch, mode: 'mark', forMs: 5000 });
+    for (const event of registry.changes(snapshot)) hub.emit(event);
   };
   await tick();
   const timer = setInterval(() => void tick().catch(() => undefined), 2000);
   timer.unref();
 
-  const loop = (async () => {
-    let last = '$';
-    while (!closing) {
-      let reply: [string, [string, string[]][]][] | null;
-      try {
-        reply = await reader.xread('COUNT', 1000, 'BLOCK', 1000, 'STREAMS', k.events, last);
-      } catch {
-        if (closing) return;
-        await new Promise((r) => setTimeout(r, 200));
-        continue;
-      }
-      for (const [, entries] of reply ?? []) {
-        for (const [id, fields] of entries) {
-          last = id;
-          const json = fields[fields.indexOf('e') + 1];
-          if (!json) continue;
-          for (const event of JSON.parse(json) as TaskEvent[]) hub.emit(event);
-        }
-      }
+  void events.read((entries) => {
+    for (const [, fields] of entries) {
+      const json = fieldOf(fields, 'e');
+      if (!json) continue;
+      for (const event of JSON.parse(json.toString()) as TaskEvent[]) hub.emit(event);
     }
-  })();
+  });
 
   return {
     events: hub,
@@ -112,11 +88,9 @@ export async function watchCluster(
       return answer;
     },
     async close() {
-      closing = true;
       clearInterval(timer);
-      reader.disconnect();
       explainer?.disconnect();
-      await loop.catch(() => undefined);
+      await events.stop();
       hub.close();
       await redis.quit().catch(() => redis.disconnect());
     },

@@ -133,17 +133,6 @@ export function decode(buffer: Buffer): unknown {
   return deserialize(buffer);
 }
 
-/**
- * Resource signatures and the rule for "enough" live in core/resources.ts; re-exported under
- * their old names while distributed/worker.ts, runtime.ts and executors/distributed.ts import
- * them from here.
- */
-export {
-  resourceSignature,
-  parseResourceSignature as parseSignature,
-  satisfies,
-} from '../core/resources.js';
-
 /** BullMQ queue name for a signature. Queue names may not contain ':'. */
 export function queueName(signature: string): string {
   return signature ? `tasks-${signature.replace(/[^A-Za-z0-9_.=,-]/g, '_')}` : 'tasks';

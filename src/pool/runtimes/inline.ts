@@ -25,7 +25,8 @@ export class InlineRuntime implements Runtime {
   readonly #concurrency: number;
   #host: RuntimeHost | undefined;
   #running = 0;
-  readonly #live = new Set<Attempt>();
+  /** Attempts running, with their state. */
+  readonly #live = new Map<Attempt, InlineSlot>();
 
   /** `concurrency` Infinity with `immediate`: LocalExecutor; 1: the synchronous scheduler. */
   constructor(options: { concurrency: number; immediate: boolean }) {
@@ -45,9 +46,8 @@ export class InlineRuntime implements Runtime {
   run(attempt: Attempt): void {
     const host = this.#host!;
     const slot: InlineSlot = { controller: undefined, done: false };
-    attempt.slot = slot;
     this.#running++;
-    this.#live.add(attempt);
+    this.#live.set(attempt, slot);
     host.started(attempt, 'caller');
     const context = {
       get signal(): AbortSignal {
@@ -74,7 +74,7 @@ export class InlineRuntime implements Runtime {
   }
 
   abort(attempt: Attempt, reason: Error, graceMs: number): void {
-    const slot = attempt.slot as InlineSlot | undefined;
+    const slot = this.#live.get(attempt);
     if (!slot || slot.done) return;
     controllerOf(slot).abort(reason);
     if (slot.done) return;
@@ -87,10 +87,8 @@ export class InlineRuntime implements Runtime {
 
   close(): Promise<void> {
     // Tasks still running ignored their signal past the grace period; let go of them.
-    for (const attempt of this.#live) {
-      const slot = attempt.slot as InlineSlot;
+    for (const [attempt, slot] of this.#live)
       this.#end(attempt, slot, { ok: false, error: controllerOf(slot).signal.reason });
-    }
     return Promise.resolve();
   }
 

@@ -26,7 +26,9 @@ import {
   toEnvelope,
   type ErrorEnvelope,
 } from '../../core/errors.js';
-import type { Attempt, Runtime, RuntimeHost, TaskRef } from '../../core/runtime.js';
+import { blame, crashError } from '../crash.js';
+import type { WorkerEvent } from '../../core/events.js';
+import type { Attempt, Outcome, Runtime, RuntimeHost, TaskRef } from '../../core/runtime.js';
 import type { Boundary } from '../../core/values.js';
 import { canCross } from '../../core/values.js';
 import type { FromWorker, WireTask } from '../protocol.js';
@@ -37,6 +39,33 @@ import {
   type SpawnOptions,
   type WorkerTransport,
 } from '../transports.js';
+
+/**
+ * What the pool reads of a task it runs. The scheduler's `Attempt` is one (through
+ * `WorkerPoolRuntime`); a cluster worker's job is another (it drives `WorkerPool` directly).
+ */
+export interface PoolTask {
+  /** Unique among the tasks this pool holds at once; results come back by it. */
+  readonly id: number;
+  readonly key: string;
+  readonly name: string;
+  /** Attempt number, 1 for the first. */
+  readonly number: number;
+  /** How a pool worker finds the task; required here (a pool never runs in the caller's realm). */
+  readonly ref: TaskRef | undefined;
+  readonly args: unknown[];
+}
+
+/** The callbacks a `WorkerPool` makes about the tasks it was given (a `RuntimeHost` is one). */
+export interface PoolHost<T extends PoolTask> {
+  /** The task began running on `worker`: inferred, or reported by the worker (`reportsStart`). */
+  started(task: T, worker: string): void;
+  settled(task: T, outcome: Outcome): void;
+  /** The task never started (its worker went away, or gave it back idle): run it again. */
+  requeue(task: T): void;
+  capacityAvailable(): void;
+  workerEvent(event: WorkerEvent): void;
+}
 
 export interface WorkerPoolOptions extends SpawnOptions {
   scheduler: Scheduler;
@@ -50,13 +79,13 @@ export interface WorkerPoolOptions extends SpawnOptions {
   encoded?: boolean;
 }
 
-interface PoolWorker {
+interface PoolWorker<T extends PoolTask> {
   readonly name: string;
   transport: WorkerTransport;
   pid: number | undefined;
   state: 'starting' | 'ready' | 'dead';
   /** Sent and not yet reported, in the order the worker starts them: [0] is running. */
-  queue: Attempt[];
+  queue: Slot<T>[];
   outbox: WireTask[];
   /** Task references this worker has been sent, by the number it knows them by. */
   refs: Map<TaskRef, number>;
@@ -70,8 +99,12 @@ interface PoolWorker {
   failStart: (error: Error) => void;
 }
 
-interface Slot {
-  worker: PoolWorker;
+/** What the pool knows of one task it holds: in `#slots` and its worker's queue until it ends. */
+interface Slot<T extends PoolTask> {
+  readonly task: T;
+  readonly worker: PoolWorker<T>;
+  /** The worker reports the start itself, when it happens (a timeout clock waits for it). */
+  readonly reportsStart: boolean;
   /** Reported started to the scheduler; `startedAt` is when (performance.now()). */
   started: boolean;
   startedAt: number;
@@ -79,7 +112,7 @@ interface Slot {
   stealing: boolean;
   aborted: Error | undefined;
   /** Grace period of an abort sent before the attempt was known to run; armed once it is. */
-  graceMs?: number;
+  graceMs: number | undefined;
   graceTimer: NodeJS.Timeout | undefined;
 }
 
@@ -87,14 +120,58 @@ interface Slot {
 const maxBootstrapFailures = 3;
 const startTimeoutMs = 60_000;
 
+/**
+ * The pool as the scheduler's `Runtime`: attempts are its tasks, and a timed attempt has its
+ * start reported by the worker (its timeout clock starts then) rather than inferred.
+ */
 export class WorkerPoolRuntime implements Runtime {
   readonly boundary: Boundary;
   readonly immediate = false;
+  readonly #pool: WorkerPool<Attempt>;
+
+  constructor(options: WorkerPoolOptions) {
+    this.#pool = new WorkerPool(options);
+    this.boundary = this.#pool.boundary;
+  }
+
+  start(host: RuntimeHost): Promise<void> {
+    return this.#pool.start(host);
+  }
+
+  capacity(): number {
+    return this.#pool.capacity();
+  }
+
+  run(attempt: Attempt): void {
+    this.#pool.run(attempt, attempt.timeoutMs !== undefined);
+  }
+
+  abort(attempt: Attempt, reason: Error, graceMs: number): void {
+    this.#pool.abort(attempt, reason, graceMs);
+  }
+
+  explain(attempt: Attempt): string | undefined {
+    return this.#pool.explain(attempt);
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}
+
+/**
+ * Worker threads or child processes that run `PoolTask`s of type `T`, reporting each to its
+ * `PoolHost<T>`. Per-task state lives in `#slots`, typed, never on the task.
+ */
+export class WorkerPool<T extends PoolTask> {
+  readonly boundary: Boundary;
   readonly #options: WorkerPoolOptions;
   readonly #maxDepth: number;
   readonly #concurrency: number;
-  #host: RuntimeHost | undefined;
-  #workers: PoolWorker[] = [];
+  #host: PoolHost<T> | undefined;
+  #workers: PoolWorker<T>[] = [];
+  /** Every task handed out and not yet settled or requeued, by id; also in its worker's queue. */
+  readonly #slots = new Map<number, Slot<T>>();
   #count = 0;
   #closing = false;
   #broken: Error | undefined;
@@ -112,7 +189,7 @@ export class WorkerPoolRuntime implements Runtime {
     this.#concurrency = options.concurrency ?? 1;
   }
 
-  async start(host: RuntimeHost): Promise<void> {
+  async start(host: PoolHost<T>): Promise<void> {
     this.#host = host;
     this.#closing = false;
     for (let i = 0; i < this.#options.workers; i++) this.#spawn();
@@ -152,18 +229,22 @@ export class WorkerPoolRuntime implements Runtime {
   }
 
   /** Its `concurrency` slots plus the pipeline; a worker stuck in a long task takes nothing ahead. */
-  #depthFor(worker: PoolWorker, depth: number): number {
-    const head = worker.queue[0]?.slot as Slot | undefined;
+  #depthFor(worker: PoolWorker<T>, depth: number): number {
+    const head = worker.queue[0];
     if (head?.started && performance.now() - head.startedAt > 2) return this.#concurrency;
     return this.#concurrency + depth - 1;
   }
 
-  run(attempt: Attempt): void {
+  /**
+   * Runs `task` on the least busy worker. `reportsStart`: the worker says when the task starts
+   * (for a timeout clock); otherwise the start is inferred, which costs no message.
+   */
+  run(task: T, reportsStart: boolean): void {
     if (this.#broken) {
-      this.#host!.settled(attempt, { ok: false, error: this.#broken });
+      this.#host!.settled(task, { ok: false, error: this.#broken });
       return;
     }
-    let target: PoolWorker | undefined;
+    let target: PoolWorker<T> | undefined;
     for (const w of this.#workers) {
       if (w.state === 'dead') continue;
       if (!target || w.queue.length < target.queue.length) target = w;
@@ -172,23 +253,26 @@ export class WorkerPoolRuntime implements Runtime {
       // Every worker is being replaced right now; one will be back shortly.
       target = this.#spawn();
     }
-    const slot: Slot = {
+    const slot: Slot<T> = {
+      task,
       worker: target,
+      reportsStart,
       started: false,
       startedAt: 0,
       stealing: false,
       aborted: undefined,
+      graceMs: undefined,
       graceTimer: undefined,
     };
-    attempt.slot = slot;
-    target.queue.push(attempt);
+    this.#slots.set(task.id, slot);
+    target.queue.push(slot);
     target.outbox.push({
-      id: attempt.id,
-      key: attempt.key,
-      attempt: attempt.number,
-      ...this.#refFor(target, attempt.ref!),
-      args: attempt.args,
-      timed: attempt.timeoutMs !== undefined,
+      id: task.id,
+      key: task.key,
+      attempt: task.number,
+      ...this.#refFor(target, task.ref!),
+      args: task.args,
+      timed: reportsStart,
     });
     if (!target.referenced) {
       target.referenced = true;
@@ -202,8 +286,8 @@ export class WorkerPoolRuntime implements Runtime {
   }
 
   /** For explain: which worker holds the attempt, its pid, and what runs ahead of it there. */
-  explain(attempt: Attempt): string | undefined {
-    const slot = attempt.slot as Slot | undefined;
+  explain(task: T): string | undefined {
+    const slot = this.#slots.get(task.id);
     if (!slot) return undefined;
     const worker = slot.worker;
     const pid =
@@ -215,17 +299,17 @@ export class WorkerPoolRuntime implements Runtime {
     if (slot.aborted)
       return `It was stopped (${slot.aborted.message}); worker ${worker.name}${pid} has not let go of it yet.`;
     if (slot.started) return `Worker ${worker.name}${pid} runs it.`;
-    const index = worker.queue.indexOf(attempt);
+    const index = worker.queue.indexOf(slot);
     if (index < this.#concurrency) return `Worker ${worker.name}${pid} is starting it.`;
     const ahead = worker.queue
       .slice(0, Math.max(0, index))
-      .map((a) => `${a.key}`)
+      .map((s) => `${s.task.key}`)
       .slice(0, 5);
     return `It was sent ahead to worker ${worker.name}${pid}, where it waits behind ${index} task${index === 1 ? '' : 's'} (${ahead.join(', ')}${index > 5 ? ', ...' : ''}); the pool sends short tasks ahead so workers never idle.`;
   }
 
   /** The number `worker` knows a task reference by, with the reference the first time. */
-  #refFor(worker: PoolWorker, ref: TaskRef): { ref: number; def?: TaskRef } {
+  #refFor(worker: PoolWorker<T>, ref: TaskRef): { ref: number; def?: TaskRef } {
     let id = worker.refs.get(ref);
     if (id !== undefined) return { ref: id };
     id = worker.refs.size + 1;
@@ -243,37 +327,42 @@ export class WorkerPoolRuntime implements Runtime {
     }
   }
 
-  abort(attempt: Attempt, reason: Error, graceMs: number): void {
-    const slot = attempt.slot as Slot | undefined;
+  /**
+   * Stops `task`: a queued one is dropped, a running one has its signal aborted with `reason`
+   * and its worker stopped if it still runs after `graceMs`.
+   */
+  abort(task: T, reason: Error, graceMs: number): void {
+    const slot = this.#slots.get(task.id);
     if (!slot) return;
     const worker = slot.worker;
-    const index = worker.queue.indexOf(attempt);
+    const index = worker.queue.indexOf(slot);
     if (index < 0 || slot.aborted) return;
     slot.aborted = reason;
     this.#graceMs = Math.max(this.#graceMs, graceMs);
-    const unsent = worker.outbox.findIndex((t) => t.id === attempt.id);
+    const unsent = worker.outbox.findIndex((t) => t.id === task.id);
     if (unsent >= 0) {
       worker.outbox.splice(unsent, 1);
       worker.queue.splice(index, 1);
-      this.#host!.settled(attempt, { ok: false, error: reason });
+      this.#slots.delete(task.id);
+      this.#host!.settled(task, { ok: false, error: reason });
       if (index === 0) this.#inferStart(worker);
       return;
     }
     worker.transport.send({
       t: 'abort',
-      id: attempt.id,
+      id: task.id,
       reason: toEnvelope(reason, (v) => canCross(v, this.boundary)),
     });
     // A queued one comes back as `aborted`; a running one must stop within the grace period.
-    if (slot.started) this.#armGrace(attempt, slot, graceMs);
+    if (slot.started) this.#armGrace(slot, graceMs);
     else slot.graceMs = graceMs;
   }
 
-  /** Stops the worker of an aborted, running attempt that is still running after `graceMs`. */
-  #armGrace(attempt: Attempt, slot: Slot, graceMs: number): void {
+  /** Stops the worker of an aborted, running task that is still running after `graceMs`. */
+  #armGrace(slot: Slot<T>, graceMs: number): void {
     const worker = slot.worker;
     slot.graceTimer = setTimeout(() => {
-      if (worker.state !== 'dead' && worker.queue.includes(attempt)) {
+      if (worker.state !== 'dead' && worker.queue.includes(slot)) {
         worker.stopping = slot.aborted;
         void worker.transport.terminate();
       }
@@ -294,10 +383,7 @@ export class WorkerPoolRuntime implements Runtime {
     const workers = this.#workers;
     for (const w of workers) {
       w.stopping ??= new TaskCancelledError('The pool was shut down.');
-      for (const attempt of w.queue) {
-        const slot = attempt.slot as Slot;
-        if (slot.graceTimer) clearTimeout(slot.graceTimer);
-      }
+      for (const slot of w.queue) if (slot.graceTimer) clearTimeout(slot.graceTimer);
     }
     await Promise.all(
       workers.map((w) => w.transport.terminate(w.queue.length === 0).catch(() => undefined)),
@@ -309,7 +395,7 @@ export class WorkerPoolRuntime implements Runtime {
 
   // ---- workers ----------------------------------------------------------------------------
 
-  #spawn(): PoolWorker {
+  #spawn(): PoolWorker<T> {
     const name = `${this.#options.scheduler}-${++this.#count}`;
     let markReady!: () => void;
     let failStart!: (error: Error) => void;
@@ -318,7 +404,7 @@ export class WorkerPoolRuntime implements Runtime {
       failStart = reject;
     });
     ready.catch(() => undefined);
-    const worker: PoolWorker = {
+    const worker: PoolWorker<T> = {
       name,
       transport: undefined as unknown as WorkerTransport,
       pid: undefined,
@@ -354,7 +440,7 @@ export class WorkerPoolRuntime implements Runtime {
     return worker;
   }
 
-  #onMessage(worker: PoolWorker, message: FromWorker): void {
+  #onMessage(worker: PoolWorker<T>, message: FromWorker): void {
     switch (message.t) {
       case 'ready':
         worker.state = 'ready';
@@ -382,21 +468,24 @@ export class WorkerPoolRuntime implements Runtime {
     }
   }
 
-  #onBatch(worker: PoolWorker, message: FromWorker & { t: 'batch' }): void {
+  #onBatch(worker: PoolWorker<T>, message: FromWorker & { t: 'batch' }): void {
     const host = this.#host!;
     if (message.started) {
       for (const id of message.started) {
-        const attempt = worker.queue.find((a) => a.id === id);
-        if (attempt) this.#markStarted(worker, attempt);
+        const slot = worker.queue.find((s) => s.task.id === id);
+        if (slot) this.#markStarted(slot);
       }
     }
     for (const result of message.done) {
       const queue = worker.queue;
-      const index = queue[0]?.id === result.id ? 0 : queue.findIndex((a) => a.id === result.id);
+      const index =
+        queue[0]?.task.id === result.id ? 0 : queue.findIndex((s) => s.task.id === result.id);
       if (index < 0) continue;
-      const attempt = queue[index]!;
+      const slot = queue[index]!;
+      const attempt = slot.task;
       queue.splice(index, 1);
-      const slot = attempt.slot as Slot;
+      // Before the host hears of it: a requeue runs the same task (same id) again at once.
+      this.#slots.delete(attempt.id);
       if (slot.graceTimer) clearTimeout(slot.graceTimer);
       if ('stolen' in result || 'aborted' in result) {
         // Given back unstarted: for an idle worker (run it again without counting an attempt), or
@@ -412,7 +501,7 @@ export class WorkerPoolRuntime implements Runtime {
         continue;
       }
       // A task that ran and ended before the parent knew it started.
-      if (!slot.started) this.#markStarted(worker, attempt);
+      if (!slot.started) this.#markStarted(slot);
       const sample = performance.now() - slot.startedAt;
       this.#avgMs = this.#avgMs === undefined ? sample : this.#avgMs * 0.8 + sample * 0.2;
       host.settled(
@@ -441,16 +530,15 @@ export class WorkerPoolRuntime implements Runtime {
    * task (pipelining sent it ahead before anyone knew that task would be long). The scheduler
    * dispatches what comes back to whoever is free.
    */
-  #steal(idle: PoolWorker): void {
+  #steal(idle: PoolWorker<T>): void {
     if (idle.state === 'dead') return;
-    let victim: PoolWorker | undefined;
+    let victim: PoolWorker<T> | undefined;
     let spare = 0;
     for (const w of this.#workers) {
-      if (w === idle || w.state === 'dead' || !(w.queue[0]?.slot as Slot | undefined)?.started)
-        continue;
+      if (w === idle || w.state === 'dead' || !w.queue[0]?.started) continue;
       let n = 0;
       for (let i = 1; i < w.queue.length; i++) {
-        const slot = w.queue[i]!.slot as Slot;
+        const slot = w.queue[i]!;
         if (!slot.started && !slot.stealing && !slot.aborted) n++;
       }
       if (n > spare) {
@@ -461,43 +549,41 @@ export class WorkerPoolRuntime implements Runtime {
     if (!victim) return;
     const ids: number[] = [];
     for (let i = victim.queue.length - 1; i >= 1 && ids.length < Math.ceil(spare / 2); i--) {
-      const slot = victim.queue[i]!.slot as Slot;
+      const slot = victim.queue[i]!;
       if (slot.started || slot.stealing || slot.aborted) continue;
       slot.stealing = true;
-      ids.push(victim.queue[i]!.id);
+      ids.push(slot.task.id);
     }
     if (ids.length > 0) victim.transport.send({ t: 'steal', ids });
   }
 
   /**
    * queue[0] changed: the worker runs it now, so report it started, unless the worker will say so
-   * itself (a timed task, whose timeout clock must start when it really does).
+   * itself (`reportsStart`: a timed task, whose timeout clock must start when it really does).
    */
-  #inferStart(worker: PoolWorker): void {
+  #inferStart(worker: PoolWorker<T>): void {
     const head = worker.queue[0];
-    if (head && head.timeoutMs === undefined) this.#markStarted(worker, head);
+    if (head && !head.reportsStart) this.#markStarted(head);
   }
 
-  #markStarted(worker: PoolWorker, attempt: Attempt): void {
-    const slot = attempt.slot as Slot;
+  #markStarted(slot: Slot<T>): void {
     if (slot.started) return;
     slot.started = true;
     slot.startedAt = performance.now();
     if (slot.aborted) {
-      if (slot.graceMs !== undefined && !slot.graceTimer)
-        this.#armGrace(attempt, slot, slot.graceMs);
+      if (slot.graceMs !== undefined && !slot.graceTimer) this.#armGrace(slot, slot.graceMs);
       return;
     }
-    this.#host!.started(attempt, worker.name);
+    this.#host!.started(slot.task, slot.worker.name);
   }
 
-  #onExit(worker: PoolWorker, code: number | null, signal: NodeJS.Signals | null): void {
+  #onExit(worker: PoolWorker<T>, code: number | null, signal: NodeJS.Signals | null): void {
     const wasReady = worker.state === 'ready';
     worker.state = 'dead';
     this.#workers = this.#workers.filter((w) => w !== worker);
     const host = this.#host!;
     const intentional = worker.stopping;
-    const crash = intentional ? undefined : this.#crashError(worker, code, signal);
+    const crash = intentional ? undefined : crashError(worker, code, signal, this.#options);
     if (!wasReady) {
       const error =
         crash ??
@@ -549,7 +635,7 @@ export class WorkerPoolRuntime implements Runtime {
 
   /** Settles or requeues everything a gone worker held. */
   #release(
-    worker: PoolWorker,
+    worker: PoolWorker<T>,
     crash: WorkerCrashedError | null | undefined,
     intentional: Error | null | undefined,
   ): void {
@@ -558,14 +644,21 @@ export class WorkerPoolRuntime implements Runtime {
     worker.queue = [];
     worker.outbox = [];
     let sharing = 0;
-    for (const attempt of queue) if ((attempt.slot as Slot).started) sharing++;
-    for (const attempt of queue) {
-      const slot = attempt.slot as Slot;
+    // Forgotten first: a requeue runs the same task (same id) again at once.
+    for (const slot of queue) {
+      if (slot.started) sharing++;
+      this.#slots.delete(slot.task.id);
+    }
+    for (const slot of queue) {
+      const attempt = slot.task;
       if (slot.graceTimer) clearTimeout(slot.graceTimer);
       if (slot.aborted) {
         host.settled(attempt, { ok: false, error: slot.aborted });
       } else if (slot.started && crash) {
-        host.settled(attempt, { ok: false, error: this.#blame(crash, attempt, sharing) });
+        host.settled(attempt, {
+          ok: false,
+          error: blame(crash, attempt, sharing, this.#concurrency),
+        });
       } else if (slot.started && intentional && this.#closing) {
         host.settled(attempt, { ok: false, error: intentional });
       } else {
@@ -574,56 +667,5 @@ export class WorkerPoolRuntime implements Runtime {
         host.requeue(attempt);
       }
     }
-  }
-
-  #crashError(
-    worker: PoolWorker,
-    code: number | null,
-    signal: NodeJS.Signals | null,
-  ): WorkerCrashedError {
-    const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
-    const pid = this.#options.scheduler === 'processes' && worker.pid ? ` (pid ${worker.pid})` : '';
-    let why = '';
-    let cause: unknown;
-    let outOfMemory = false;
-    const limit = this.#options.maxOldGenerationSizeMb;
-    if (worker.lastError?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-      outOfMemory = true;
-      why = ` because it ran out of memory (resourceLimits.maxOldGenerationSizeMb ${limit ?? 'default'}); raise the limit or make the task use less memory`;
-      cause = worker.lastError;
-    } else if (limit && (signal === 'SIGABRT' || code === 134)) {
-      outOfMemory = true;
-      why = `, most likely out of memory (heap limit ${limit} MiB); raise resourceLimits.maxOldGenerationSizeMb or make the task use less memory`;
-    } else if (worker.fatal) {
-      cause = fromEnvelope(worker.fatal);
-      why = ` after an uncaught exception (${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}), e.g. one thrown in a timer or callback the task left behind`;
-    } else if (worker.lastError) {
-      cause = worker.lastError;
-      why = ` after an error (${worker.lastError.message})`;
-    }
-    return new WorkerCrashedError(
-      `Worker ${worker.name}${pid} ${how}${why}.`,
-      { exitCode: code, signal, worker: worker.name, outOfMemory },
-      cause === undefined ? undefined : { cause },
-    );
-  }
-
-  /** `sharing`: how many tasks were running on the worker when it died (this one included). */
-  #blame(crash: WorkerCrashedError, attempt: Attempt, sharing: number): WorkerCrashedError {
-    const running = `while running task '${attempt.name}' (key ${attempt.key}, attempt ${attempt.number})`;
-    const message =
-      sharing > 1
-        ? `${crash.message.slice(0, -1)} ${running}, one of ${sharing} tasks in flight on that worker (concurrency ${this.#concurrency}); each of them failed with this error. Any of them may have caused it: run them with concurrency 1 to find which. The pool replaced the worker; tasks on other workers were not affected. Give tasks retries to run them again.`
-        : `${crash.message.slice(0, -1)} ${running}. The pool replaced the worker; other tasks were not affected. If the task exits the process or crashes natively, fix it; give it retries to run it again.`;
-    return new WorkerCrashedError(
-      message,
-      {
-        exitCode: crash.exitCode,
-        signal: crash.signal,
-        worker: crash.worker,
-        outOfMemory: crash.outOfMemory,
-      },
-      crash.cause === undefined ? undefined : { cause: crash.cause },
-    );
   }
 }
