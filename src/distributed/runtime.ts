@@ -27,9 +27,9 @@ import { InFlight } from './in-flight.js';
 import { Results } from './results.js';
 import { Sender } from './sender.js';
 import type { ClientSettings } from './settings.js';
-import { eventsMaxLen, keys, retentionSeconds, type WorkerInfo } from './wire.js';
+import { keys, retentionSeconds, type WorkerInfo } from './wire.js';
 import { Registry } from './registry.js';
-import { StreamReader } from './streams.js';
+import { StreamReader, StreamWriter } from './streams.js';
 
 export interface DistributedRuntimeOptions {
   /** The executor's validated settings. */
@@ -203,8 +203,9 @@ export class DistributedRuntime implements Runtime {
       .expire(k.cancelled(this.clientId), retentionSeconds)
       .publish(k.control, `cancel ${this.clientId} ${attempt.id}`);
     if (this.#watched) {
-      const event = { type: 'cancelled', key: attempt.key, name: attempt.name, time: Date.now() };
-      multi.xadd(k.events, 'MAXLEN', '~', String(eventsMaxLen), '*', 'e', JSON.stringify([event]));
+      new StreamWriter(this.#prefix).addEvents(multi, [
+        { type: 'cancelled', key: attempt.key, name: attempt.name, time: Date.now() },
+      ]);
     }
     void multi.exec().catch(() => undefined);
     // The scheduler has settled the task; the worker stops it (signal, then its pool worker).

@@ -15,7 +15,6 @@ import { jobParts, type Signer } from './signing.js';
 import {
   bullPriority,
   encode,
-  eventsMaxLen,
   inlineLimitBytes,
   keys,
   maxPayloadBytes,
@@ -25,6 +24,7 @@ import {
   type WireAttempt,
 } from './wire.js';
 import { resourceSignature } from '../core/resources.js';
+import { StreamWriter } from './streams.js';
 
 /** Attempts per job: big enough to amortise Redis, small enough to spread over workers. */
 const maxChunk = 64;
@@ -66,9 +66,13 @@ export class Sender {
   #flushScheduled = false;
   #jobs = 0;
 
+  /** Writes dashboard events (`submitted`) when a dashboard watches. */
+  readonly #events: StreamWriter;
+
   constructor(options: SenderOptions) {
     this.#o = options;
     this.#keys = keys(options.prefix);
+    this.#events = new StreamWriter(options.prefix);
   }
 
   /** Sends `attempt` with the others handed over in this turn of the event loop. */
@@ -182,24 +186,18 @@ export class Sender {
       }
       if (watched) {
         const now = Date.now();
-        const submitted = live.map((a) => ({
-          type: 'submitted',
-          key: a.key,
-          name: a.name,
-          time: now,
-          attempt: a.number,
-        }));
-        void redis
-          .xadd(
-            this.#keys.events,
-            'MAXLEN',
-            '~',
-            String(eventsMaxLen),
-            '*',
-            'e',
-            JSON.stringify(submitted),
-          )
-          .catch(() => undefined);
+        const pipeline = redis.pipeline();
+        this.#events.addEvents(
+          pipeline,
+          live.map((a) => ({
+            type: 'submitted',
+            key: a.key,
+            name: a.name,
+            time: now,
+            attempt: a.number,
+          })),
+        );
+        void pipeline.exec().catch(() => undefined);
       }
       try {
         // Scattered values are in Redis before any job that names them.
