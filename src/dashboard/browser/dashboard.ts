@@ -458,6 +458,8 @@ function openExplanation(key: string): void {
   const panel = $('explain');
   panel.hidden = false;
   panel.dataset.key = key;
+  // Set again once this key's answer is shown, not left from the previous key's.
+  delete panel.dataset.updated;
   $('explain-key').textContent = key;
   $('explain-text').textContent = 'asking…';
   $('explain-attempts').innerHTML = '';
