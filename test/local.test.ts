@@ -80,3 +80,21 @@ conformance('LocalExecutor (concurrency 2)', () => new LocalExecutor({ concurren
   immediate: true,
   parallel: false,
 });
+
+describe('LocalExecutor explain and resources', () => {
+  it('does not say a ready task waits for resources that LocalExecutor does not limit', async () => {
+    const gpu = task(async (ms: number) => new Promise((r) => setTimeout(r, ms)), {
+      name: 'gpuJob',
+      resources: { GPU: 1 },
+    });
+    await new LocalExecutor({ concurrency: 1 }).start(async (ex) => {
+      const first = ex.submit(gpu, 300);
+      const second = ex.submit(gpu, 1);
+      const explanation = await ex.explain(second);
+      expect(explanation.status).toBe('pending');
+      expect(explanation.text).toContain('ready queue');
+      expect(explanation.text).not.toContain('would wait for');
+      await ex.wait([first, second]);
+    });
+  }, 10_000);
+});

@@ -753,7 +753,9 @@ export class Scheduler implements RuntimeHost {
             running: this.#runningKeys(),
             hasCapacity: this.#runtime.capacity() > 0,
           };
-        const short = this.#resourceWaits(record);
+        // Only a ledger gates a ready task; without one (LocalExecutor, a cluster's client) its
+        // resources are not what it waits for.
+        const short = this.#ledger ? this.#resourceWaits(record) : [];
         if (short.length > 0) situation.blocked = short;
         break;
       }
