@@ -28,14 +28,30 @@ export class RemoteValue implements RefMarker {
   readonly task: string;
   readonly bytes: number;
   readonly #load: () => Promise<unknown>;
+  readonly #worker: string | undefined;
   #loaded: Promise<unknown> | undefined;
 
-  /** `load` fetches and decodes the value; it runs at most once. */
-  constructor(storeKey: string, task: string, bytes: number, load: () => Promise<unknown>) {
+  /**
+   * `load` fetches and decodes the value; it runs at most once. `worker`: the cluster worker that
+   * made it (and keeps it in its cache), if a worker did.
+   */
+  constructor(
+    storeKey: string,
+    task: string,
+    bytes: number,
+    load: () => Promise<unknown>,
+    worker?: string,
+  ) {
     this[refField] = storeKey;
     this.task = task;
     this.bytes = bytes;
     this.#load = load;
+    this.#worker = worker;
+  }
+
+  /** The worker that made the value, which has it at hand (not part of the marker). */
+  get worker(): string | undefined {
+    return this.#worker;
   }
 
   /** Where the value is stored. */

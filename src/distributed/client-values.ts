@@ -67,12 +67,16 @@ export class ClientValues {
     return this.#storing.size > 0 ? Promise.all(this.#storing) : undefined;
   }
 
-  /** A reference to a value this client's work stored, deleted once unreachable. */
-  remote(ref: StoredRef, task: string): RemoteValue {
-    const remote: RemoteValue = new RemoteValue(ref.k, task, ref.n, async () => {
+  /**
+   * A reference to a value this client's work stored, deleted once unreachable; `worker` made it
+   * (tasks that need it are sent there while it lives, see sender.ts).
+   */
+  remote(ref: StoredRef, task: string, worker?: string): RemoteValue {
+    const load = async (): Promise<unknown> => {
       if (this.#closing || !this.#storedKeys.has(ref.k)) throw lost(remote);
       return this.#store.get(remote);
-    });
+    };
+    const remote: RemoteValue = new RemoteValue(ref.k, task, ref.n, load, worker);
     this.#storedKeys.add(ref.k);
     this.#unreachable.register(remote, ref.k);
     return remote;

@@ -113,7 +113,7 @@ export class Results {
       else if (status === 'ref')
         host.settled(attempt, {
           ok: true,
-          value: values.remote(decode(value!) as StoredRef, attempt.key),
+          value: values.remote(decode(value!) as StoredRef, attempt.key, worker || undefined),
         });
       else
         host.settled(attempt, { ok: false, error: fromEnvelope(decode(value!) as ErrorEnvelope) });

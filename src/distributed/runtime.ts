@@ -92,6 +92,8 @@ export class DistributedRuntime implements Runtime {
   #registryTimer: NodeJS.Timeout | undefined;
   /** The worker registry: liveness, and workers joined and left since the last read. */
   #registry: Registry | undefined;
+  /** Names of the workers alive at the last read of the registry. */
+  #liveNames = new Set<string>();
   /** A dashboard watches the cluster: publish this client's submissions and cancels. */
   #watched = false;
   #refilling = true;
@@ -133,6 +135,7 @@ export class DistributedRuntime implements Runtime {
         watched: this.#watched,
         reportStarts: host.hasListeners === true,
       }),
+      isLive: (worker) => this.#liveNames.has(worker),
     });
     this.#results = new Results({ ...parts, values, host });
     this.#fatal = undefined;
@@ -365,7 +368,12 @@ export class DistributedRuntime implements Runtime {
     this.#watched = snapshot.watched;
     // A worker killed without a goodbye leaves its entry; drop it after a minute of silence.
     registry.forgetDead(snapshot);
-    for (const event of registry.changes(snapshot)) this.#host?.workerEvent(event);
+    this.#liveNames = new Set(snapshot.live.map((w) => w.name));
+    for (const event of registry.changes(snapshot)) {
+      this.#host?.workerEvent(event);
+      // Its own queue has no taker any more: what waits there goes to the common queue.
+      if (event.type === 'left') this.#sender?.rehome(event.worker);
+    }
     this.#liveWorkers = Math.max(
       1,
       snapshot.live.reduce((n, w) => n + w.concurrency, 0),

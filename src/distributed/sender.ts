@@ -2,6 +2,11 @@
  * Sending attempts: those handed over in one turn of the event loop gather in an outbox, then go
  * out as BullMQ jobs of up to `maxChunk` attempts each (a map of tiny tasks is not one Redis round
  * trip each), one queue per resource signature. The job payload is described in wire.ts.
+ *
+ * Data affinity: a task that needs no resources and takes stored values (results a worker kept in
+ * Redis) goes to the own queue of the worker that made the largest of them, while that worker is
+ * alive: it has the value at hand, so the task pays no fetch. When that worker leaves, what waits
+ * in its queue goes back to the common one (`rehome`).
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -20,10 +25,13 @@ import {
   maxPayloadBytes,
   queueName,
   retentionSeconds,
+  workerQueueName,
   type JobData,
   type WireAttempt,
 } from './wire.js';
 import { resourceSignature } from '../core/resources.js';
+import { RemoteValue } from '../core/remote.js';
+import { substituteWhere } from '../core/values.js';
 import { StreamWriter } from './streams.js';
 
 /** Attempts per job: big enough to amortise Redis, small enough to spread over workers. */
@@ -51,6 +59,8 @@ export interface SenderOptions {
   values: ClientValues;
   host: RuntimeHost;
   state(): SendState;
+  /** True while `worker` is in the registry (it takes from its own queue). */
+  isLive(worker: string): boolean;
 }
 
 export class Sender {
@@ -63,6 +73,8 @@ export class Sender {
   readonly #knownSigs = new Set<string>();
   /** Attempts waiting for the next flush, by queue. */
   #outbox = new Map<string, Attempt[]>();
+  /** Workers' own queues this client sent to, and whose they are. */
+  readonly #homes = new Map<string, string>();
   #flushScheduled = false;
   #jobs = 0;
 
@@ -77,7 +89,13 @@ export class Sender {
 
   /** Sends `attempt` with the others handed over in this turn of the event loop. */
   add(attempt: Attempt): void {
-    const queue = queueName(resourceSignature(attempt.definition.options.resources));
+    const signature = resourceSignature(attempt.definition.options.resources);
+    const home = signature === '' && attempt.storedInputs ? this.#home(attempt) : undefined;
+    let queue: string;
+    if (home) {
+      queue = workerQueueName(home);
+      this.#homes.set(queue, home);
+    } else queue = queueName(signature);
     let list = this.#outbox.get(queue);
     if (!list) this.#outbox.set(queue, (list = []));
     list.push(attempt);
@@ -85,6 +103,46 @@ export class Sender {
       this.#flushScheduled = true;
       queueMicrotask(() => void this.#flush());
     }
+  }
+
+  /**
+   * `worker` left: the attempts sent to its own queue go to the common one, since nobody else
+   * takes from its queue. Those it had started are run again too (it died with them, or it was
+   * only late to beat and its result, if it comes, is taken whichever arrives first).
+   */
+  rehome(worker: string): void {
+    const name = workerQueueName(worker);
+    const queue = this.#queues.get(name);
+    if (!queue) return;
+    const { inflight, host } = this.#o;
+    const jobs = new Set<string>();
+    const moved: Attempt[] = [];
+    for (const attempt of inflight.attempts()) {
+      const slot = inflight.slot(attempt.id);
+      if (slot?.queue !== name) continue;
+      jobs.add(slot.job);
+      moved.push(attempt);
+    }
+    for (const job of jobs) void queue.remove(job).catch(() => undefined);
+    for (const attempt of moved) {
+      inflight.delete(attempt.id);
+      host.requeue(attempt);
+    }
+  }
+
+  /** The live worker that made the largest stored value among the attempt's arguments. */
+  #home(attempt: Attempt): string | undefined {
+    let best: RemoteValue | undefined;
+    substituteWhere(
+      attempt.args,
+      (v): v is RemoteValue => v instanceof RemoteValue,
+      (remote) => {
+        if (remote.worker && (!best || remote.bytes > best.bytes)) best = remote;
+        return remote;
+      },
+    );
+    const worker = best?.worker;
+    return worker !== undefined && this.#o.isLive(worker) ? worker : undefined;
   }
 
   /** The queue of that name, once this client sent a job to it. */
@@ -117,9 +175,12 @@ export class Sender {
     this.#outbox = new Map();
     const { reportStarts } = this.#o.state();
     const { clientId, signer, inflight, host } = this.#o;
-    for (const [name, attempts] of outbox) {
+    for (const [chosen, attempts] of outbox) {
       const live = attempts.filter((a) => inflight.has(a.id));
       if (live.length === 0) continue;
+      // A worker that left since: its queue has no taker any more.
+      const home = this.#homes.get(chosen);
+      const name = home !== undefined && !this.#o.isLive(home) ? queueName('') : chosen;
       const queue = await this.#queue(name, live[0]!);
       const { workerSlots, watched } = this.#o.state();
       // Spread a burst over the workers: about two chunks per worker, at most maxChunk each.

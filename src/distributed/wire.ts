@@ -138,6 +138,14 @@ export function queueName(signature: string): string {
   return signature ? `tasks-${signature.replace(/[^A-Za-z0-9_.=,-]/g, '_')}` : 'tasks';
 }
 
+/**
+ * The queue of one worker's own tasks: those whose largest input it made (and keeps at hand).
+ * Never clashes with `queueName`'s, which all start with `tasks`.
+ */
+export function workerQueueName(worker: string): string {
+  return `worker.${worker.replace(/[^A-Za-z0-9_.=,-]/g, '_')}`;
+}
+
 /** BullMQ priority (1 highest .. 2^21) for weft's (higher first, default 0). */
 export function bullPriority(priority: number): number {
   return Math.max(1, Math.min(2 ** 21 - 1, Math.round(2 ** 20 - priority)));

@@ -42,6 +42,7 @@ import { RedisLog } from './worker-log.js';
 import {
   keys,
   queueName,
+  workerQueueName,
   redactAddress,
   retentionSeconds,
   type JobData,
@@ -282,6 +283,8 @@ export class ClusterWorker implements ClusterWorkerHandle {
       // What BullMQ needs first, asked on this worker's own connection: a refusal fails here, at once.
       await redis.info('server');
       this.#listen('');
+      // Its own queue: tasks whose largest input this worker made (sender.ts, data affinity).
+      this.#take(workerQueueName(this.name));
       for (const signature of await redis.smembers(this.#keys.sigs)) this.#listen(signature);
       await this.#subscriber.subscribe(this.#keys.control);
       await this.#heartbeat();
@@ -303,9 +306,13 @@ export class ClusterWorker implements ClusterWorkerHandle {
 
   /** Takes from the queue of `signature` from now on, if this worker offers what it needs. */
   #listen(signature: string): void {
-    const queue = queueName(signature);
-    if (this.#queues.has(queue)) return;
     if (!satisfies(this.#offer, parseResourceSignature(signature))) return;
+    this.#take(queueName(signature));
+  }
+
+  /** Takes jobs from `queue` from now on. */
+  #take(queue: string): void {
+    if (this.#queues.has(queue)) return;
     const { connection, release } = bullConnection(
       this.#target,
       `weft-worker-${this.name}-${queue}`,

@@ -20,7 +20,7 @@ import {
 import { startWorkerProcess, stopWorker } from '../helpers/cluster-worker.js';
 import { startCountingProxy } from '../helpers/proxy.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { bump, bytes, summary } from './fixtures.js';
+import { bump, bytes, nap, summary } from './fixtures.js';
 
 const MiB = 1024 * 1024;
 const cleanups: (() => unknown)[] = [];
@@ -180,6 +180,45 @@ describe('DistributedExecutor: data stays in the cluster', () => {
       expect((error as Error).message).toContain(key);
       expect((error as Error).message).toMatch(/gone from the cluster's Redis/);
       await expect(big.result()).rejects.toBeInstanceOf(ValueLostError);
+    },
+  );
+
+  it(
+    'sends a task to the worker that made its input, which serves it without asking Redis',
+    { timeout: 60_000 },
+    async () => {
+      const { executor, netOutput } = await cluster();
+      const made = Array.from({ length: 8 }, (_, i) => executor.submit(bytes, 256 * 1024, i));
+      await executor.wait(made);
+      const before = netOutput();
+      const used = made.map((m, i) => executor.submit(summary, m, i));
+      expect(await executor.wait(used)).toEqual(made.map((_, i) => [256 * 1024, i, i]));
+      // Every input was at hand where its consumer ran: Redis served no value (2 MiB in all).
+      expect(netOutput() - before).toBeLessThan(256 * 1024);
+      for (let i = 0; i < made.length; i++) {
+        const maker = (await executor.explain(made[i]!)).attempts[0]?.worker;
+        const user = (await executor.explain(used[i]!)).attempts[0]?.worker;
+        expect(maker).toMatch(/^w[01]$/);
+        expect(user).toBe(maker);
+      }
+    },
+  );
+
+  it(
+    'runs a task sent to the worker that made its input elsewhere when that worker dies',
+    { timeout: 60_000 },
+    async () => {
+      const { executor, workers } = await cluster();
+      const made = executor.submit(bytes, 256 * 1024, 7);
+      await made;
+      const maker = (await executor.explain(made)).attempts[0]!.worker!;
+      // Sent to the maker's own queue once `gate` is done, after the maker was killed (its
+      // registry entry still looks alive for a while): the client must move it when it goes.
+      const gate = executor.submit(nap, 1000, 0);
+      const used = executor.submit(summary, made, gate);
+      await stopWorker(workers[Number(maker.slice(1))]!);
+      expect(await used).toEqual([256 * 1024, 7, 0]);
+      expect((await executor.explain(used)).attempts.at(-1)?.worker).not.toBe(maker);
     },
   );
 
