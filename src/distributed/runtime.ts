@@ -92,6 +92,8 @@ export class DistributedRuntime implements Runtime {
   #registryTimer: NodeJS.Timeout | undefined;
   /** The worker registry: liveness, and workers joined and left since the last read. */
   #registry: Registry | undefined;
+  /** Writes this client's dashboard events (cancels). */
+  readonly #events: StreamWriter;
   /** Names of the workers alive at the last read of the registry. */
   #liveNames = new Set<string>();
   /** A dashboard watches the cluster: publish this client's submissions and cancels. */
@@ -110,6 +112,7 @@ export class DistributedRuntime implements Runtime {
     this.#prefix = settings.prefix;
     this.#signer = settings.secrets ? new Signer(settings.secrets) : undefined;
     this.#keys = keys(settings.prefix);
+    this.#events = new StreamWriter(settings.prefix);
   }
 
   async start(host: RuntimeHost): Promise<void> {
@@ -206,7 +209,7 @@ export class DistributedRuntime implements Runtime {
       .expire(k.cancelled(this.clientId), retentionSeconds)
       .publish(k.control, `cancel ${this.clientId} ${attempt.id}`);
     if (this.#watched) {
-      new StreamWriter(this.#prefix).addEvents(multi, [
+      this.#events.addEvents(multi, [
         { type: 'cancelled', key: attempt.key, name: attempt.name, time: Date.now() },
       ]);
     }

@@ -263,6 +263,7 @@ export class JobRunner {
           number: wire.n,
           ref,
           args,
+          encodedArgs: wire.v === 1,
           to,
           reportsStart: wire.timed,
           startedAt: undefined,

@@ -10,7 +10,8 @@
  *            `attempt` (1-based), `ref` (a number naming a task reference; the first task that
  *            uses a number also carries `def`, the reference itself: module+name or source,
  *            so later messages stay small), `args`, `timed` (the worker
- *            must report the start, because a timeout clock is waiting for it).
+ *            must report the start, because a timeout clock is waiting for it), `encoded`
+ *            (some arguments are encoded values to decode first: a cluster worker's pool).
  *   `abort`  (parent) abort attempt `id` with `reason`: a queued one is dropped and reported
  *            back as `aborted`; a running one has its AbortSignal fired.
  *   `steal`  (parent) give back the attempts `ids` that have not started (an idle worker will
@@ -36,6 +37,8 @@ export interface WireTask {
   def?: TaskRef;
   args: unknown[];
   timed: boolean;
+  /** Some arguments are encoded values to decode first (a cluster worker's pool, encoded.ts). */
+  encoded?: true;
 }
 
 export type WireResult =
@@ -64,7 +67,7 @@ export interface WorkerSetup {
   concurrency: number;
   /**
    * For a cluster worker (threads: workerData; processes: WEFT_WORKER_ENCODED): results go back as
-   * their v8 bytes, and arguments may hold encoded values to decode first (see encoded.ts).
+   * their v8 bytes (see encoded.ts).
    */
   encoded?: boolean;
 }

@@ -233,7 +233,7 @@ async function drain(): Promise<void> {
       let result: unknown;
       let threw = false;
       try {
-        const args = encoded ? decodeArguments(task.args) : task.args;
+        const args = task.encoded ? decodeArguments(task.args) : task.args;
         result = runInTaskContext(context, () => fn(...args));
       } catch (error) {
         threw = true;

@@ -54,6 +54,8 @@ export interface PoolTask {
   /** How a pool worker finds the task; required here (a pool never runs in the caller's realm). */
   readonly ref: TaskRef | undefined;
   readonly args: unknown[];
+  /** Some arguments are `encodedArgument`s, which the pool worker decodes (pool/encoded.ts). */
+  readonly encodedArgs?: boolean;
 }
 
 /** The callbacks a `WorkerPool` makes about the tasks it was given (a `RuntimeHost` is one). */
@@ -74,7 +76,7 @@ export interface WorkerPoolOptions extends SpawnOptions {
   concurrency?: number;
   /**
    * For a cluster worker: results settle as `EncodedResult`s (their v8 bytes, made in the pool
-   * worker), and arguments may hold `encodedArgument`s that the pool worker decodes (encoded.ts).
+   * worker; see encoded.ts). Arguments to decode are flagged per task (`PoolTask.encodedArgs`).
    */
   encoded?: boolean;
 }
@@ -273,6 +275,7 @@ export class WorkerPool<T extends PoolTask> {
       ...this.#refFor(target, task.ref!),
       args: task.args,
       timed: reportsStart,
+      ...(task.encodedArgs ? { encoded: true as const } : {}),
     });
     if (!target.referenced) {
       target.referenced = true;
