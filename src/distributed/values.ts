@@ -18,6 +18,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { SignatureError, ValueLostError } from '../core/errors.js';
 import type { RefMarker } from '../core/remote.js';
 import type { Signer } from './signing.js';
+import { ChunkedSet } from './chunked-set.js';
 import { decode } from './wire.js';
 import { shareBytes, shared } from '../pool/encoded.js';
 
@@ -73,7 +74,7 @@ export class ValueStore {
 
   /** Stores a value's `bytes` under `key` for at most `ttlSeconds`, and caches them. */
   async put(key: string, bytes: Buffer, ttlSeconds: number): Promise<void> {
-    await this.#redis.set(key, this.#seal(key, bytes), 'EX', ttlSeconds);
+    await this.#redis.sendCommand(new ChunkedSet(key, this.#seal(key, bytes), ttlSeconds));
     this.#remember(key, bytes);
   }
 
@@ -179,10 +180,10 @@ export class ValueStore {
 
   // ---- seals ------------------------------------------------------------------------------
 
-  #seal(key: string, bytes: Buffer): Buffer {
-    if (!this.#signer) return bytes;
-    const mac = Buffer.from(this.#signer.sign(['weft-value-v1', key, bytes]), 'base64');
-    return Buffer.concat([mac, bytes]);
+  /** What Redis stores for a value: its seal (with a secret) and its bytes, as chunks. */
+  #seal(key: string, bytes: Buffer): Buffer[] {
+    if (!this.#signer) return [bytes];
+    return [Buffer.from(this.#signer.sign(['weft-value-v1', key, bytes]), 'base64'), bytes];
   }
 
   #open(marker: RefMarker, stored: Buffer): Buffer {

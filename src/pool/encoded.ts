@@ -8,7 +8,7 @@
  * value, as with any pool argument: v8 decodes typed arrays as views of the bytes, and a task
  * that changed its input must not change the cached value under the others).
  */
-import { deserialize, serialize } from 'node:v8';
+import { DefaultSerializer, deserialize, serialize } from 'node:v8';
 import { substituteWhere } from '../core/values.js';
 
 /** The field that marks an encoded value inside a task's arguments. */
@@ -47,8 +47,38 @@ export function decodeArguments(args: unknown[]): unknown[] {
 
 /** A result's bytes, in shared memory when large and `share`; throws what v8 throws. */
 export function encodeResult(value: unknown, share: boolean): Uint8Array {
+  if (share && ArrayBuffer.isView(value) && value.byteLength >= shareBytes)
+    return sharedView(value);
   const bytes = serialize(value);
   return share && bytes.length >= shareBytes ? shared(bytes) : bytes;
+}
+
+/**
+ * Node's serializer with the raw bytes of an ArrayBufferView held back: for a view, they are the
+ * last thing `serialize` writes, so its bytes are this serializer's output followed by the view's.
+ */
+class HeadSerializer extends DefaultSerializer {
+  rawBytes: Uint8Array | undefined;
+  override writeRawBytes(bytes: NodeJS.TypedArray): void {
+    this.rawBytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+}
+
+/**
+ * `serialize(view)`, byte for byte, built in shared memory: the view's bytes are copied once,
+ * straight into place (a big binary result, an image or a file, would otherwise be copied into
+ * v8's buffer first: a second copy, into fresh memory, which costs page faults).
+ */
+function sharedView(view: ArrayBufferView): Buffer {
+  const serializer = new HeadSerializer();
+  serializer.writeHeader();
+  serializer.writeValue(view);
+  const head = serializer.releaseBuffer();
+  const raw = serializer.rawBytes!;
+  const bytes = Buffer.from(new SharedArrayBuffer(head.length + raw.length));
+  bytes.set(head);
+  bytes.set(raw, head.length);
+  return bytes;
 }
 
 /** A copy of `bytes` in a SharedArrayBuffer. */
