@@ -1,16 +1,22 @@
 // W6, a data pipeline on a cluster of 2 weft worker processes: 64 tasks each making 4 MiB, each
 // consumed by a task returning its length, then one task summing the lengths (fan-out, fan-in).
-// Rows, in one run: weft with values staying in the cluster; weft with every value awaited in the
-// client and sent back (the path every value took before values stayed in Redis); and, as the
-// anchor, dask.distributed (Debian's python3-distributed) on a LocalCluster of 2 worker processes.
+// Rows, in one run: weft with values staying in the cluster, its workers started with README's
+// allocator settings (what a local cluster's worker processes get) and with the C library's
+// defaults; weft with every value awaited in the client and sent back (the path every value took
+// before values stayed in Redis); and, as the anchor, dask.distributed (Debian's
+// python3-distributed) on a LocalCluster of 2 worker processes.
 // The client reaches Redis through a byte-counting proxy: "client read" is measured.
+// Between rounds (untimed) the client collects garbage and waits until the round's values are
+// deleted from Redis: what dask's `del made, lengths` does, so that both start each round clean.
 //
-//   node bench/data.js [--quick]      (npm run bench runs it too)
+//   node --expose-gc bench/data.js [--quick]      (npm run bench runs it too)
 import { fork, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { DistributedExecutor } from '../dist/index.js';
+import { workerAllocatorEnv } from '../dist/distributed/allocator.js';
 import { startRedisServer } from '../dist/distributed/redis-server.js';
 import { length, make, total } from './data-tasks.js';
 
@@ -43,33 +49,45 @@ async function countingProxy(port) {
   };
 }
 
-async function startWorkers(address, n) {
+async function startWorkers(address, n, env) {
   const children = [];
   for (let i = 0; i < n; i++) {
     const child = fork(cli, ['worker', '--address', address, '--name', `w6-${i}`], {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      env,
     });
     children.push(child);
   }
   return children;
 }
 
-export async function benchData({ quick = false } = {}) {
-  const rounds = quick ? 1 : 3;
+/** Between rounds: garbage collected (--expose-gc) and the client's values gone from Redis. */
+async function settle(probe) {
+  for (let i = 0; i < 200; i++) {
+    globalThis.gc?.();
+    if ((await probe.keys('*:val:*')).length === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** W6 on 2 weft workers started with `env`: the pipeline's rows ('stay', and 'through' if asked). */
+async function benchWeft({ rounds, env, through }) {
   const n = 64;
   const size = 4 * MiB;
   const redis = await startRedisServer();
-  const workers = await startWorkers(redis.address, 2);
+  const workers = await startWorkers(redis.address, 2, env);
   const proxy = await countingProxy(redis.port);
+  const probe = new Redis(redis.port, '127.0.0.1');
   const ex = await new DistributedExecutor({ address: `redis://127.0.0.1:${proxy.port}` }).start();
   const rows = {};
   try {
     // Both workers joined and warm.
     await ex.wait(ex.map(length, [[1], [2], [3], [4]]));
     const stay = { ms: [], read: [] };
-    const through = { ms: [], read: [] };
+    const all = { ms: [], read: [] };
     for (let r = 0; r < rounds; r++) {
       {
+        await settle(probe);
         const before = proxy.read();
         const t = performance.now();
         const lengths = Array.from({ length: n }, (_, i) =>
@@ -80,26 +98,43 @@ export async function benchData({ quick = false } = {}) {
         stay.read.push(proxy.read() - before);
         if (sum !== n * size) throw new Error(`W6 summed ${sum}, not ${n * size}`);
       }
-      {
+      if (through) {
+        await settle(probe);
         const before = proxy.read();
         const t = performance.now();
         const lengths = Array.from({ length: n }, (_, i) =>
           ex.submit(make, size, i % 256).then((value) => ex.submit(length, value)),
         );
         const sum = await ex.submit(total, await Promise.all(lengths));
-        through.ms.push(performance.now() - t);
-        through.read.push(proxy.read() - before);
+        all.ms.push(performance.now() - t);
+        all.read.push(proxy.read() - before);
         if (sum !== n * size) throw new Error(`W6 summed ${sum}, not ${n * size}`);
       }
     }
     rows.stay = { ms: median(stay.ms), readMiB: median(stay.read) / MiB };
-    rows.through = { ms: median(through.ms), readMiB: median(through.read) / MiB };
+    if (through) rows.through = { ms: median(all.ms), readMiB: median(all.read) / MiB };
   } finally {
     await ex.shutdown();
+    probe.disconnect();
     proxy.close();
     for (const w of workers) w.kill('SIGTERM');
     await redis.stop();
   }
+  return rows;
+}
+
+export async function benchData({ quick = false } = {}) {
+  const rounds = quick ? 1 : 3;
+  const tuned = await benchWeft({
+    rounds,
+    env: { ...process.env, ...workerAllocatorEnv() },
+    through: true,
+  });
+  // The C library's defaults: no GLIBC_TUNABLES at all.
+  const plain = { ...process.env };
+  delete plain.GLIBC_TUNABLES;
+  const defaults = await benchWeft({ rounds, env: plain, through: false });
+  const rows = { stay: tuned.stay, stayDefault: defaults.stay, through: tuned.through };
   // Debian's python3 holds python3-distributed; a pyenv or venv python3 on PATH may not.
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
   const dask = spawnSync(python, [daskScript, String(rounds)], {
@@ -120,7 +155,8 @@ export function renderData(rows) {
   const lines = [
     '| W6 runner | wall ms | client read MiB |',
     '|---|---:|---:|',
-    `| weft, values stay in the cluster | ${fmt(rows.stay.ms)} | ${fmt(rows.stay.readMiB, 2)} |`,
+    `| weft, values stay in the cluster (workers with README's allocator settings) | ${fmt(rows.stay.ms)} | ${fmt(rows.stay.readMiB, 2)} |`,
+    `| weft, values stay, workers with the C library's default allocator settings | ${fmt(rows.stayDefault.ms)} | ${fmt(rows.stayDefault.readMiB, 2)} |`,
     `| weft, every value through the client | ${fmt(rows.through.ms)} | ${fmt(rows.through.readMiB, 1)} |`,
     rows.dask
       ? `| dask.distributed (anchor) | ${fmt(rows.dask.ms)} | — |`
@@ -129,8 +165,13 @@ export function renderData(rows) {
   const ratios = [
     `staying in the cluster is ${fmt(rows.through.ms / rows.stay.ms, 2)}x faster than through the client`,
   ];
+  ratios.push(
+    `the allocator settings make it ${fmt(rows.stayDefault.ms / rows.stay.ms, 2)}x faster`,
+  );
   if (rows.dask)
-    ratios.push(`weft/dask speed ${fmt(rows.dask.ms / rows.stay.ms, 2)}x (above 1: weft faster)`);
+    ratios.push(
+      `weft/dask speed ${fmt(rows.dask.ms / rows.stay.ms, 2)}x, ${fmt(rows.dask.ms / rows.stayDefault.ms, 2)}x with default settings (above 1: weft faster)`,
+    );
   lines.push('', `W6: ${ratios.join('; ')}.`);
   return lines.join('\n');
 }

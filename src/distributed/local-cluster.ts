@@ -7,6 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { WorkerCrashedError } from '../core/errors.js';
+import { workerAllocatorEnv } from './allocator.js';
 import { startRedisServer, type RedisServerHandle } from './redis-server.js';
 import type { ClusterWorkerOptions } from './worker.js';
 
@@ -146,6 +147,7 @@ function startProcess(options: LocalWorkerData): Promise<(now?: boolean) => Prom
     execArgv: [],
     env: {
       ...process.env,
+      ...workerAllocatorEnv(),
       WEFT_CLUSTER_WORKER: JSON.stringify({ ...visible, secretOverIpc: secret !== undefined }),
     },
   });

@@ -7,6 +7,7 @@ import { accessSync, constants } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { redisAllocatorEnv } from './allocator.js';
 import { ConfigurationError } from '../core/errors.js';
 
 /** Finds `redis-server` on PATH (or `WEFT_REDIS_SERVER`). */
@@ -49,18 +50,6 @@ export interface RedisServerHandle {
   stop(): Promise<void>;
 }
 
-/**
- * jemalloc settings for a redis-server that stores large values: transparent huge pages, unless
- * the environment sets its own. Storing a 4 MiB value cost this Redis 13 ms of CPU on a 2-core
- * VM, half of it page faults on fresh 4 KiB pages; with huge pages, 6 ms. Redis advises against
- * huge pages because a fork for persistence would copy them on write; this server never forks
- * (no RDB, no AOF). `JE_MALLOC_CONF` is the name in builds with Redis's own prefixed jemalloc.
- */
-function largeValueAllocator(): Record<string, string> {
-  const conf = process.env.MALLOC_CONF ?? process.env.JE_MALLOC_CONF ?? 'thp:always';
-  return { MALLOC_CONF: conf, JE_MALLOC_CONF: conf };
-}
-
 const supervisorPath = fileURLToPath(new URL('./supervisor.js', import.meta.url));
 
 /** Starts redis-server on a free port; resolves once it was spawned (callers PING it). */
@@ -83,7 +72,7 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
   const supervisor: ChildProcess = fork(supervisorPath, [binary, ...args], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     execArgv: [],
-    env: { ...process.env, ...largeValueAllocator() },
+    env: { ...process.env, ...redisAllocatorEnv() },
   });
   let exitInfo = '';
   let stopping = false;

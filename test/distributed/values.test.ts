@@ -2,12 +2,17 @@
  * The two ways a big value avoids a copy on its way into Redis: a binary result is encoded
  * straight into shared memory (pool/encoded.ts), byte for byte what v8's serialize makes; and
  * ChunkedSet writes a value's chunks to the socket as they are, in order with the commands sent
- * before and after it on the same connection. Real redis-server.
+ * before and after it on the same connection; and the allocator settings given to the processes
+ * that move large values (allocator.ts). Real redis-server.
  */
 import { Redis } from 'ioredis';
+import { readFileSync, readdirSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DistributedExecutor } from 'weftjs';
+import { redisAllocatorEnv, workerAllocatorEnv } from '../../dist/distributed/allocator.js';
 import { ChunkedSet } from '../../dist/distributed/chunked-set.js';
+import { startRedisServer } from '../../dist/distributed/redis-server.js';
 import { encodeResult, shareBytes } from '../../dist/pool/encoded.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -90,5 +95,73 @@ describe('ChunkedSet', () => {
       [null, value.length + 1],
     ]);
     expect(replies[5]).toBe('after');
+  });
+});
+
+describe('allocator settings for processes that move large values', () => {
+  it('gives workers glibc tunables, keeping any the environment sets', () => {
+    const fresh = workerAllocatorEnv({}).GLIBC_TUNABLES.split(':');
+    expect(fresh).toContain('glibc.malloc.hugetlb=1');
+    expect(fresh).toContain(`glibc.malloc.mmap_threshold=${32 * 1024 * 1024}`);
+    const mixed = workerAllocatorEnv({
+      GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=1024:glibc.cpu.x86_rep_movsb_threshold=4096',
+    }).GLIBC_TUNABLES.split(':');
+    expect(mixed.filter((t) => t.startsWith('glibc.malloc.mmap_threshold='))).toEqual([
+      'glibc.malloc.mmap_threshold=1024',
+    ]);
+    expect(mixed).toContain('glibc.cpu.x86_rep_movsb_threshold=4096');
+    expect(mixed).toContain('glibc.malloc.hugetlb=1');
+  });
+
+  it('gives redis-server jemalloc settings unless the environment has its own', () => {
+    expect(redisAllocatorEnv({}).MALLOC_CONF).toMatch(/thp:always/);
+    expect(redisAllocatorEnv({ MALLOC_CONF: 'narenas:1' })).toEqual({
+      MALLOC_CONF: 'narenas:1',
+      JE_MALLOC_CONF: 'narenas:1',
+    });
+  });
+
+  it(
+    "starts weft's redis-server with them (jemalloc reports its options)",
+    { timeout: 30_000 },
+    async () => {
+      const server = await startRedisServer();
+      const redis = new Redis(server.port, '127.0.0.1');
+      try {
+        const stats = String(await redis.call('memory', 'malloc-stats'));
+        expect(stats).toMatch(/opt\.thp: "always"/);
+        expect(stats).toMatch(/opt\.dirty_decay_ms: -1/);
+      } finally {
+        redis.disconnect();
+        await server.stop();
+      }
+    },
+  );
+
+  it('starts the worker processes of a local cluster with them', { timeout: 60_000 }, async () => {
+    const ex = await new DistributedExecutor({ workers: 1, localProcesses: true }).start();
+    try {
+      // This process's children that are cluster workers (other test files start their own).
+      const parentOf = (pid: string): number =>
+        Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+      const environs = readdirSync('/proc')
+        .filter((entry) => /^\d+$/.test(entry))
+        .map((pid) => {
+          try {
+            if (parentOf(pid) !== process.pid) return [];
+            return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+          } catch {
+            return []; // gone, or not ours to read
+          }
+        })
+        .filter((environ) => environ.some((v) => v.startsWith('WEFT_CLUSTER_WORKER=')));
+      expect(environs.length).toBeGreaterThanOrEqual(1);
+      // glibc parses GLIBC_TUNABLES in place, cutting the original string at each ':'.
+      for (const environ of environs)
+        for (const tunable of workerAllocatorEnv().GLIBC_TUNABLES.split(':'))
+          expect(environ.join('\0')).toContain(tunable);
+    } finally {
+      await ex.shutdown();
+    }
   });
 });
