@@ -14,7 +14,7 @@ import {
   parseConcurrency,
 } from '../core/options.js';
 import { InlineRuntime } from '../pool/runtimes/inline.js';
-import { WorkerPoolRuntime } from '../pool/runtimes/workers.js';
+import { WorkerPoolRuntime } from '../pool/runtimes/pool-runtime.js';
 import { BaseExecutor, type DashboardOption, type EngineSettings } from './base.js';
 
 /** Options of `LocalPoolExecutor`. */

@@ -11,155 +11,36 @@
  * against piscina, tinypool and workerpool are in the README's benchmark table.
  *
  * Concurrency: a worker keeps up to `concurrency` tasks in flight (async tasks interleave at their
- * awaits). Pipelining: on top of those, each worker gets tasks ahead, as many as adapt to measured
- * task durations (about 1 ms of queued work; none for long tasks), so tiny tasks travel in batches
- * while long ones stay balanced across workers and priorities keep their meaning.
+ * awaits); on top of those it gets tasks ahead (pipeline.ts).
  *
- * What the parent knows of a worker: `queue`, the attempts sent and not yet reported, in the order
- * the worker starts them. The oldest is always running (the worker starts tasks in order); the
- * worker names any other it starts (protocol.ts), so `Slot.started` is exact up to message lag.
+ * What the parent knows of a worker (pool-worker.ts): `queue`, the attempts sent and not yet
+ * reported, in the order the worker starts them. The oldest is always running (the worker starts
+ * tasks in order); the worker names any other it starts (protocol.ts), so `Slot.started` is exact
+ * up to message lag. The pool's parts: pool-task.ts (what it is given and keeps per task),
+ * pool-worker.ts (one worker), pipeline.ts (how far ahead, and stealing back); pool-runtime.ts
+ * makes it the scheduler's `Runtime`.
  */
 import {
   TaskCancelledError,
   WorkerCrashedError,
   fromEnvelope,
   toEnvelope,
-  type ErrorEnvelope,
 } from '../../core/errors.js';
 import { blame, crashError } from '../crash.js';
-import type { WorkerEvent } from '../../core/events.js';
-import type { Attempt, Outcome, Runtime, RuntimeHost, TaskRef } from '../../core/runtime.js';
 import type { Boundary } from '../../core/values.js';
 import { canCross } from '../../core/values.js';
-import type { FromWorker, WireTask } from '../protocol.js';
+import type { FromWorker } from '../protocol.js';
 import { EncodedResult, asBuffer } from '../encoded.js';
-import {
-  spawnWorker,
-  type Scheduler,
-  type SpawnOptions,
-  type WorkerTransport,
-} from '../transports.js';
+import { spawnWorker } from '../transports.js';
+import { Pipeline } from './pipeline.js';
+import type { PoolHost, PoolTask, Slot, WorkerPoolOptions } from './pool-task.js';
+import { PoolWorker } from './pool-worker.js';
 
-/**
- * What the pool reads of a task it runs. The scheduler's `Attempt` is one (through
- * `WorkerPoolRuntime`); a cluster worker's job is another (it drives `WorkerPool` directly).
- */
-export interface PoolTask {
-  /** Unique among the tasks this pool holds at once; results come back by it. */
-  readonly id: number;
-  readonly key: string;
-  readonly name: string;
-  /** Attempt number, 1 for the first. */
-  readonly number: number;
-  /** How a pool worker finds the task; required here (a pool never runs in the caller's realm). */
-  readonly ref: TaskRef | undefined;
-  readonly args: unknown[];
-  /** Some arguments are `encodedArgument`s, which the pool worker decodes (pool/encoded.ts). */
-  readonly encodedArgs?: boolean;
-}
-
-/** The callbacks a `WorkerPool` makes about the tasks it was given (a `RuntimeHost` is one). */
-export interface PoolHost<T extends PoolTask> {
-  /** The task began running on `worker`: inferred, or reported by the worker (`reportsStart`). */
-  started(task: T, worker: string): void;
-  settled(task: T, outcome: Outcome): void;
-  /** The task never started (its worker went away, or gave it back idle): run it again. */
-  requeue(task: T): void;
-  capacityAvailable(): void;
-  workerEvent(event: WorkerEvent): void;
-}
-
-export interface WorkerPoolOptions extends SpawnOptions {
-  scheduler: Scheduler;
-  workers: number;
-  /** Tasks in flight per worker (default 1). */
-  concurrency?: number;
-  /**
-   * For a cluster worker: results settle as `EncodedResult`s (their v8 bytes, made in the pool
-   * worker; see encoded.ts). Arguments to decode are flagged per task (`PoolTask.encodedArgs`).
-   */
-  encoded?: boolean;
-}
-
-interface PoolWorker<T extends PoolTask> {
-  readonly name: string;
-  transport: WorkerTransport;
-  pid: number | undefined;
-  state: 'starting' | 'ready' | 'dead';
-  /** Sent and not yet reported, in the order the worker starts them: [0] is running. */
-  queue: Slot<T>[];
-  outbox: WireTask[];
-  /** Task references this worker has been sent, by the number it knows them by. */
-  refs: Map<TaskRef, number>;
-  referenced: boolean;
-  /** Set when weft stops the worker on purpose (a task ignored its abort signal, or close). */
-  stopping: Error | undefined;
-  fatal: ErrorEnvelope | undefined;
-  lastError: NodeJS.ErrnoException | undefined;
-  ready: Promise<void>;
-  markReady: () => void;
-  failStart: (error: Error) => void;
-}
-
-/** What the pool knows of one task it holds: in `#slots` and its worker's queue until it ends. */
-interface Slot<T extends PoolTask> {
-  readonly task: T;
-  readonly worker: PoolWorker<T>;
-  /** The worker reports the start itself, when it happens (a timeout clock waits for it). */
-  readonly reportsStart: boolean;
-  /** Reported started to the scheduler; `startedAt` is when (performance.now()). */
-  started: boolean;
-  startedAt: number;
-  /** A steal request for it is on its way to the worker. */
-  stealing: boolean;
-  aborted: Error | undefined;
-  /** Grace period of an abort sent before the attempt was known to run; armed once it is. */
-  graceMs: number | undefined;
-  graceTimer: NodeJS.Timeout | undefined;
-}
+export type { PoolHost, PoolTask, WorkerPoolOptions } from './pool-task.js';
 
 /** After this many workers in a row die before becoming ready, the pool stops respawning. */
 const maxBootstrapFailures = 3;
 const startTimeoutMs = 60_000;
-
-/**
- * The pool as the scheduler's `Runtime`: attempts are its tasks, and a timed attempt has its
- * start reported by the worker (its timeout clock starts then) rather than inferred.
- */
-export class WorkerPoolRuntime implements Runtime {
-  readonly boundary: Boundary;
-  readonly immediate = false;
-  readonly #pool: WorkerPool<Attempt>;
-
-  constructor(options: WorkerPoolOptions) {
-    this.#pool = new WorkerPool(options);
-    this.boundary = this.#pool.boundary;
-  }
-
-  start(host: RuntimeHost): Promise<void> {
-    return this.#pool.start(host);
-  }
-
-  capacity(): number {
-    return this.#pool.capacity();
-  }
-
-  run(attempt: Attempt): void {
-    this.#pool.run(attempt, attempt.timeoutMs !== undefined);
-  }
-
-  abort(attempt: Attempt, reason: Error, graceMs: number): void {
-    this.#pool.abort(attempt, reason, graceMs);
-  }
-
-  explain(attempt: Attempt): string | undefined {
-    return this.#pool.explain(attempt);
-  }
-
-  close(): Promise<void> {
-    return this.#pool.close();
-  }
-}
 
 /**
  * Worker threads or child processes that run `PoolTask`s of type `T`, reporting each to its
@@ -168,8 +49,8 @@ export class WorkerPoolRuntime implements Runtime {
 export class WorkerPool<T extends PoolTask> {
   readonly boundary: Boundary;
   readonly #options: WorkerPoolOptions;
-  readonly #maxDepth: number;
   readonly #concurrency: number;
+  readonly #pipeline: Pipeline;
   #host: PoolHost<T> | undefined;
   #workers: PoolWorker<T>[] = [];
   /** Every task handed out and not yet settled or requeued, by id; also in its worker's queue. */
@@ -178,8 +59,6 @@ export class WorkerPool<T extends PoolTask> {
   #closing = false;
   #broken: Error | undefined;
   #bootstrapFailures = 0;
-  /** Moving average of task durations in ms; undefined until the first result. */
-  #avgMs: number | undefined;
   #flushScheduled = false;
   /** The longest grace period an abort asked for; close() waits that long for aborted tasks. */
   #graceMs = 0;
@@ -187,8 +66,8 @@ export class WorkerPool<T extends PoolTask> {
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
     this.boundary = options.scheduler === 'threads' ? 'thread' : 'process';
-    this.#maxDepth = options.scheduler === 'threads' ? 64 : 128;
     this.#concurrency = options.concurrency ?? 1;
+    this.#pipeline = new Pipeline(options.scheduler === 'threads' ? 64 : 128, this.#concurrency);
   }
 
   async start(host: PoolHost<T>): Promise<void> {
@@ -217,24 +96,7 @@ export class WorkerPool<T extends PoolTask> {
 
   capacity(): number {
     if (this.#broken) return Number.MAX_SAFE_INTEGER;
-    const depth = this.#depth();
-    let free = 0;
-    for (const w of this.#workers)
-      if (w.state !== 'dead') free += Math.max(0, this.#depthFor(w, depth) - w.queue.length);
-    return free;
-  }
-
-  #depth(): number {
-    const avg = this.#avgMs;
-    if (avg === undefined) return 1;
-    return Math.max(1, Math.min(this.#maxDepth, Math.ceil(1 / Math.max(avg, 0.001))));
-  }
-
-  /** Its `concurrency` slots plus the pipeline; a worker stuck in a long task takes nothing ahead. */
-  #depthFor(worker: PoolWorker<T>, depth: number): number {
-    const head = worker.queue[0];
-    if (head?.started && performance.now() - head.startedAt > 2) return this.#concurrency;
-    return this.#concurrency + depth - 1;
+    return this.#pipeline.room(this.#workers);
   }
 
   /**
@@ -267,20 +129,7 @@ export class WorkerPool<T extends PoolTask> {
       graceTimer: undefined,
     };
     this.#slots.set(task.id, slot);
-    target.queue.push(slot);
-    target.outbox.push({
-      id: task.id,
-      key: task.key,
-      attempt: task.number,
-      ...this.#refFor(target, task.ref!),
-      args: task.args,
-      timed: reportsStart,
-      ...(task.encodedArgs ? { encoded: true as const } : {}),
-    });
-    if (!target.referenced) {
-      target.referenced = true;
-      target.transport.ref();
-    }
+    target.add(slot);
     if (target.queue.length === 1) this.#inferStart(target);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -291,43 +140,12 @@ export class WorkerPool<T extends PoolTask> {
   /** For explain: which worker holds the attempt, its pid, and what runs ahead of it there. */
   explain(task: T): string | undefined {
     const slot = this.#slots.get(task.id);
-    if (!slot) return undefined;
-    const worker = slot.worker;
-    const pid =
-      worker.pid === undefined
-        ? ''
-        : this.#options.scheduler === 'processes'
-          ? ` (pid ${worker.pid})`
-          : ` (a thread of pid ${process.pid})`;
-    if (slot.aborted)
-      return `It was stopped (${slot.aborted.message}); worker ${worker.name}${pid} has not let go of it yet.`;
-    if (slot.started) return `Worker ${worker.name}${pid} runs it.`;
-    const index = worker.queue.indexOf(slot);
-    if (index < this.#concurrency) return `Worker ${worker.name}${pid} is starting it.`;
-    const ahead = worker.queue
-      .slice(0, Math.max(0, index))
-      .map((s) => `${s.task.key}`)
-      .slice(0, 5);
-    return `It was sent ahead to worker ${worker.name}${pid}, where it waits behind ${index} task${index === 1 ? '' : 's'} (${ahead.join(', ')}${index > 5 ? ', ...' : ''}); the pool sends short tasks ahead so workers never idle.`;
-  }
-
-  /** The number `worker` knows a task reference by, with the reference the first time. */
-  #refFor(worker: PoolWorker<T>, ref: TaskRef): { ref: number; def?: TaskRef } {
-    let id = worker.refs.get(ref);
-    if (id !== undefined) return { ref: id };
-    id = worker.refs.size + 1;
-    worker.refs.set(ref, id);
-    return { ref: id, def: ref };
+    return slot?.worker.explain(slot, this.#concurrency, this.#options.scheduler === 'threads');
   }
 
   #flush(): void {
     this.#flushScheduled = false;
-    for (const w of this.#workers) {
-      if (w.outbox.length === 0 || w.state === 'dead') continue;
-      const tasks = w.outbox;
-      w.outbox = [];
-      w.transport.send({ t: 'run', tasks });
-    }
+    for (const w of this.#workers) w.flush();
   }
 
   /**
@@ -342,9 +160,7 @@ export class WorkerPool<T extends PoolTask> {
     if (index < 0 || slot.aborted) return;
     slot.aborted = reason;
     this.#graceMs = Math.max(this.#graceMs, graceMs);
-    const unsent = worker.outbox.findIndex((t) => t.id === task.id);
-    if (unsent >= 0) {
-      worker.outbox.splice(unsent, 1);
+    if (worker.unsend(task.id)) {
       worker.queue.splice(index, 1);
       this.#slots.delete(task.id);
       this.#host!.settled(task, { ok: false, error: reason });
@@ -400,45 +216,23 @@ export class WorkerPool<T extends PoolTask> {
 
   #spawn(): PoolWorker<T> {
     const name = `${this.#options.scheduler}-${++this.#count}`;
-    let markReady!: () => void;
-    let failStart!: (error: Error) => void;
-    const ready = new Promise<void>((resolve, reject) => {
-      markReady = resolve;
-      failStart = reject;
-    });
-    ready.catch(() => undefined);
-    const worker: PoolWorker<T> = {
-      name,
-      transport: undefined as unknown as WorkerTransport,
-      pid: undefined,
-      state: 'starting',
-      queue: [],
-      outbox: [],
-      refs: new Map(),
-      referenced: true,
-      stopping: undefined,
-      fatal: undefined,
-      lastError: undefined,
-      ready,
-      markReady,
-      failStart,
-    };
-    worker.transport = spawnWorker(
-      this.#options.scheduler,
-      {
-        name,
-        boundary: this.boundary,
-        concurrency: this.#concurrency,
-        ...(this.#options.encoded ? { encoded: true } : {}),
-      },
-      this.#options,
-      {
-        message: (m) => this.#onMessage(worker, m),
-        error: (e) => (worker.lastError = e),
-        exit: (code, signal) => this.#onExit(worker, code, signal),
-      },
+    const worker = new PoolWorker<T>(name, (self) =>
+      spawnWorker(
+        this.#options.scheduler,
+        {
+          name,
+          boundary: this.boundary,
+          concurrency: this.#concurrency,
+          ...(this.#options.encoded ? { encoded: true } : {}),
+        },
+        this.#options,
+        {
+          message: (m) => this.#onMessage(self, m),
+          error: (e) => (self.lastError = e),
+          exit: (code, signal) => this.#onExit(self, code, signal),
+        },
+      ),
     );
-    worker.pid = worker.transport.pid;
     this.#workers.push(worker);
     return worker;
   }
@@ -446,14 +240,8 @@ export class WorkerPool<T extends PoolTask> {
   #onMessage(worker: PoolWorker<T>, message: FromWorker): void {
     switch (message.t) {
       case 'ready':
-        worker.state = 'ready';
-        worker.pid = message.pid;
+        worker.becameReady(message.pid);
         this.#bootstrapFailures = 0;
-        worker.markReady();
-        if (worker.queue.length === 0) {
-          worker.referenced = false;
-          worker.transport.unref();
-        }
         this.#host?.workerEvent({
           type: 'joined',
           worker: worker.name,
@@ -505,8 +293,7 @@ export class WorkerPool<T extends PoolTask> {
       }
       // A task that ran and ended before the parent knew it started.
       if (!slot.started) this.#markStarted(slot);
-      const sample = performance.now() - slot.startedAt;
-      this.#avgMs = this.#avgMs === undefined ? sample : this.#avgMs * 0.8 + sample * 0.2;
+      this.#pipeline.record(performance.now() - slot.startedAt);
       host.settled(
         attempt,
         result.ok
@@ -520,44 +307,12 @@ export class WorkerPool<T extends PoolTask> {
       if (index === 0) this.#inferStart(worker);
     }
     if (worker.queue.length === 0) {
-      this.#steal(worker);
-      if (worker.referenced && worker.queue.length === 0) {
-        worker.referenced = false;
-        worker.transport.unref();
-      }
+      // Idle: take back tasks sent ahead behind a long one elsewhere; the scheduler dispatches
+      // what comes back to whoever is free.
+      const stolen = this.#pipeline.steal(worker, this.#workers);
+      if (stolen) stolen.from.transport.send({ t: 'steal', ids: stolen.ids });
+      worker.idle();
     }
-  }
-
-  /**
-   * `idle` has nothing to do: take back the unstarted half of the longest queue behind a running
-   * task (pipelining sent it ahead before anyone knew that task would be long). The scheduler
-   * dispatches what comes back to whoever is free.
-   */
-  #steal(idle: PoolWorker<T>): void {
-    if (idle.state === 'dead') return;
-    let victim: PoolWorker<T> | undefined;
-    let spare = 0;
-    for (const w of this.#workers) {
-      if (w === idle || w.state === 'dead' || !w.queue[0]?.started) continue;
-      let n = 0;
-      for (let i = 1; i < w.queue.length; i++) {
-        const slot = w.queue[i]!;
-        if (!slot.started && !slot.stealing && !slot.aborted) n++;
-      }
-      if (n > spare) {
-        spare = n;
-        victim = w;
-      }
-    }
-    if (!victim) return;
-    const ids: number[] = [];
-    for (let i = victim.queue.length - 1; i >= 1 && ids.length < Math.ceil(spare / 2); i--) {
-      const slot = victim.queue[i]!;
-      if (slot.started || slot.stealing || slot.aborted) continue;
-      slot.stealing = true;
-      ids.push(slot.task.id);
-    }
-    if (ids.length > 0) victim.transport.send({ t: 'steal', ids });
   }
 
   /**
@@ -595,7 +350,7 @@ export class WorkerPool<T extends PoolTask> {
           signal,
           worker: worker.name,
         });
-      worker.failStart(error);
+      worker.failedToStart(error);
       if (!intentional && ++this.#bootstrapFailures >= maxBootstrapFailures) {
         this.#broken = new WorkerCrashedError(
           `The ${this.#options.scheduler} pool stopped replacing workers: ${maxBootstrapFailures} in a row died before they were ready (last: ${error.message}).`,
@@ -643,9 +398,7 @@ export class WorkerPool<T extends PoolTask> {
     intentional: Error | null | undefined,
   ): void {
     const host = this.#host!;
-    const queue = worker.queue;
-    worker.queue = [];
-    worker.outbox = [];
+    const queue = worker.takeAll();
     let sharing = 0;
     // Forgotten first: a requeue runs the same task (same id) again at once.
     for (const slot of queue) {
