@@ -38,6 +38,19 @@ export function workerAllocatorEnv(env: NodeJS.ProcessEnv = process.env): {
 }
 
 /**
+ * A line for the log of a worker on Linux whose environment lacks the settings above, or
+ * undefined: said once, when it first stores a value of a megabyte or more.
+ */
+export function allocatorHint(
+  env: NodeJS.ProcessEnv = process.env,
+  platform: NodeJS.Platform = process.platform,
+): string | undefined {
+  if (platform !== 'linux' || workerAllocatorEnv(env).GLIBC_TUNABLES === env.GLIBC_TUNABLES)
+    return undefined;
+  return `this worker stores values of megabytes with the C library's default allocator settings, which map fresh memory for each one; start it with GLIBC_TUNABLES=${workerAllocatorEnv(env).GLIBC_TUNABLES} to reuse memory instead (README, "Big values": 2-3x faster on a VM).`;
+}
+
+/**
  * jemalloc for a redis-server that stores large values: transparent huge pages, and freed pages
  * kept for reuse rather than given back (a 4 MiB SET cost Redis 13.9 ms of CPU with the
  * defaults, 5.8 ms with huge pages, ~1 ms when it reuses the memory of deleted values). Redis

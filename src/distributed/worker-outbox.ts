@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { toEnvelope } from '../core/errors.js';
 import type { TaskEvent } from '../core/events.js';
 import { canCross } from '../core/values.js';
+import { allocatorHint } from './allocator.js';
 import type { ClientWatch } from './client-watch.js';
 import { batchParts, type Signer } from './signing.js';
 import { StreamWriter } from './streams.js';
@@ -43,7 +44,12 @@ export interface ResultOutboxOptions {
   clients: ClientWatch;
   /** Where large values go. */
   values: ValueStore;
+  /** The worker's log (for a one-time hint about allocator settings). */
+  log?: (line: string) => void;
 }
+
+/** Values this large make the allocator hint worth saying. */
+const hintBytes = 1024 * 1024;
 
 const crossable = (v: unknown): boolean => canCross(v, 'process');
 
@@ -57,6 +63,7 @@ export class ResultOutbox {
   #flushing: Promise<void> | undefined;
   /** Whether a dashboard watches the cluster (`P:watch` exists), as the last heartbeat found. */
   watched = false;
+  #hinted = false;
 
   constructor(options: ResultOutboxOptions) {
     this.#options = options;
@@ -88,6 +95,11 @@ export class ResultOutbox {
     const bytes = value instanceof EncodedResult ? value.bytes : encode(value);
     if (bytes.length < storeThresholdBytes) return this.#send(to, 'ok', bytes);
     const ref: StoredRef = { k: values.key(to.client, to.id), n: bytes.length };
+    if (bytes.length >= hintBytes && !this.#hinted) {
+      this.#hinted = true;
+      const hint = allocatorHint();
+      if (hint) this.#options.log?.(hint);
+    }
     await values.put(ref.k, bytes, retentionSeconds);
     return this.#send(to, 'ref', encode(ref));
   }

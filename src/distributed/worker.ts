@@ -202,6 +202,7 @@ export class ClusterWorker implements ClusterWorkerHandle {
       signer: this.#signer,
       clients,
       values,
+      log: this.#log,
     });
     this.#locks = new JobLocks(redis, this.#prefix, this.#lockMs, this.#log);
     this.#pool = new WorkerPool<ClusterTask>({

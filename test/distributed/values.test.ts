@@ -10,7 +10,11 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DistributedExecutor } from 'weftjs';
-import { redisAllocatorEnv, workerAllocatorEnv } from '../../dist/distributed/allocator.js';
+import {
+  allocatorHint,
+  redisAllocatorEnv,
+  workerAllocatorEnv,
+} from '../../dist/distributed/allocator.js';
 import { ChunkedSet } from '../../dist/distributed/chunked-set.js';
 import { startRedisServer } from '../../dist/distributed/redis-server.js';
 import { encodeResult, shareBytes } from '../../dist/pool/encoded.js';
@@ -111,6 +115,14 @@ describe('allocator settings for processes that move large values', () => {
     ]);
     expect(mixed).toContain('glibc.cpu.x86_rep_movsb_threshold=4096');
     expect(mixed).toContain('glibc.malloc.hugetlb=1');
+  });
+
+  it('hints at them, on Linux, to a worker started without them', () => {
+    const hint = allocatorHint({}, 'linux');
+    expect(hint).toMatch(/default allocator settings/);
+    expect(hint).toContain(`GLIBC_TUNABLES=${workerAllocatorEnv({}).GLIBC_TUNABLES}`);
+    expect(allocatorHint(workerAllocatorEnv({}), 'linux')).toBeUndefined();
+    expect(allocatorHint({}, 'darwin')).toBeUndefined();
   });
 
   it('gives redis-server jemalloc settings unless the environment has its own', () => {
