@@ -12,6 +12,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { SerializationError } from '../core/errors.js';
 import type { Attempt, RuntimeHost } from '../core/runtime.js';
+import { ChunkedSet } from './chunked-set.js';
 import type { ClientValues } from './client-values.js';
 import { connect, explainPermission, type RedisTarget } from './connection.js';
 import type { ClusterSlot } from './explain.js';
@@ -265,7 +266,9 @@ export class Sender {
         const scattering = this.#o.values.written();
         if (scattering) await scattering;
         await Promise.all(
-          stored.map(([key, bytes]) => redis.set(key, bytes, 'EX', retentionSeconds)),
+          stored.map(([key, bytes]) =>
+            redis.sendCommand(new ChunkedSet(key, [bytes], retentionSeconds)),
+          ),
         );
         if (jobs.length > 0) await queue.addBulk(jobs);
       } catch (error) {
