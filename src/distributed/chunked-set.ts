@@ -28,9 +28,9 @@ export class ChunkedSet extends Command {
   constructor(key: string, chunks: readonly Uint8Array[], ttlSeconds: number) {
     // The placeholder stands for the value where ioredis reads the arguments (the key's slot on a
     // Redis Cluster, debug logs); the bytes on the wire are written by toWritable.
-    super('set', [key, '<value>', 'EX', String(ttlSeconds)], { replyEncoding: 'utf8' });
-    const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
     const ttl = String(ttlSeconds);
+    super('set', [key, '<value>', 'EX', ttl], { replyEncoding: 'utf8' });
+    const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
     this.#head = `*5\r\n$3\r\nSET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n$${length}\r\n`;
     this.#chunks = chunks;
     this.#tail = `\r\n$2\r\nEX\r\n$${ttl.length}\r\n${ttl}\r\n`;
